@@ -1,0 +1,32 @@
+// cli/cli.h — the `builder` command line: subcommand registration and the helpers the
+// command files share. cli/ is the only module that prints (besides server/).
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace builder::cli {
+
+/// State shared by all subcommands: the global options and the action the parsed
+/// subcommand selected. The action returns the process exit code.
+struct Context {
+  std::string root;
+  std::function<int()> action;
+};
+
+void add_build_command(CLI::App& app, Context& ctx);
+void add_image_commands(CLI::App& app, Context& ctx);  // images load save import tag rmi inspect
+void add_run_command(CLI::App& app, Context& ctx);
+void add_debug_command(CLI::App& app, Context& ctx);
+
+/// "builder: error: <msg>" on stderr.
+void print_error(const std::string& msg);
+
+/// Prints a frontend error that carries a location: "ERROR: file:line:col: msg", then
+/// the offending line of `source` and a caret under the column.
+void print_located_error(const std::string& source, const std::string& message, int line, int col,
+                         const std::string& file);
+
+}  // namespace builder::cli

@@ -1,0 +1,320 @@
+// cli/cmd_build.cpp — `builder build`: Dockerfile -> parse -> lower -> solve -> export,
+// and BuildKit-style error reports mapped through the SourceMap.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "base/strings.h"
+#include "cache/store.h"
+#include "cli.h"
+#include "frontend/lower.h"
+#include "frontend/parse.h"
+#include "image/archive.h"
+#include "image/store.h"
+#include "progress.h"
+#include "solver/ops/executor.h"
+#include "solver/solver.h"
+
+namespace builder::cli {
+namespace {
+
+struct BuildOptions {
+  std::vector<std::string> tags;
+  std::string file;
+  std::vector<std::string> build_args;
+  std::string target;
+  bool no_cache = false;
+  bool quiet = false;
+  std::string progress = "auto";
+  std::vector<std::string> outputs;
+  std::string context;
+};
+
+/// Base images come from the local store only (no registry client yet).
+class StoreResolver : public frontend::ImageResolver {
+ public:
+  explicit StoreResolver(image::ImageStore& images) : images_(images) {}
+  frontend::ResolvedImage resolve(const std::string& ref) override {
+    auto img = images_.resolve(ref);
+    if (!img)
+      throw base::Error("pull access denied / image not found: " + ref +
+                        " (builder cannot pull yet: load or import it first)");
+    frontend::ResolvedImage r;
+    try {
+      r.ref = image::normalize_ref(ref);
+    } catch (const base::Error&) {
+      r.ref = ref;
+    }
+    r.digest = img->manifest_digest.str();
+    r.config = img->config;
+    return r;
+  }
+
+ private:
+  image::ImageStore& images_;
+};
+
+struct OutputSpec {
+  std::string type = "image";
+  std::string dest;
+};
+
+OutputSpec parse_output(const std::string& s) {
+  OutputSpec out;
+  bool has_type = false;
+  for (const auto& part : base::split(s, ',')) {
+    if (part.empty()) continue;
+    auto eq = part.find('=');
+    if (eq == std::string::npos) {
+      // `--output DIR` is docker's shorthand for type=local,dest=DIR.
+      if (!has_type && s.find(',') == std::string::npos) {
+        out.type = "local";
+        out.dest = part;
+        return out;
+      }
+      throw base::Error("invalid --output value `" + part + "`: expected key=value");
+    }
+    std::string key = part.substr(0, eq), value = part.substr(eq + 1);
+    if (key == "type") {
+      if (value != "image" && value != "oci" && value != "docker" && value != "local")
+        throw base::Error("unknown output type `" + value + "` (expected image, oci, docker or local)");
+      out.type = value;
+      has_type = true;
+    } else if (key == "dest") {
+      out.dest = value;
+    } else {
+      throw base::Error("unknown output key `" + key + "` in --output");
+    }
+  }
+  if (out.type == "local" && out.dest.empty()) throw base::Error("--output type=local needs dest=PATH");
+  if ((out.type == "oci" || out.type == "docker") && out.dest.empty())
+    throw base::Error("--output type=" + out.type + " needs dest=PATH");
+  return out;
+}
+
+std::vector<std::string> read_dockerignore(const std::string& context) {
+  std::vector<std::string> out;
+  std::string path = base::path_join(context, ".dockerignore");
+  if (!base::path_exists(path)) return out;
+  for (const auto& raw : base::split(base::read_file(path), '\n')) {
+    std::string line(base::trim(raw));
+    if (line.empty() || line[0] == '#') continue;
+    out.push_back(line);
+  }
+  return out;
+}
+
+std::vector<std::string> source_lines(const std::string& source) {
+  auto lines = base::split(source, '\n');
+  for (auto& l : lines)
+    if (!l.empty() && l.back() == '\r') l.pop_back();
+  if (!lines.empty() && lines.back().empty()) lines.pop_back();  // the final newline
+  return lines;
+}
+
+/// BuildKit's error block: the instruction's lines with two lines of context each side.
+void print_source_block(const std::string& source, const base::SourceRange& r) {
+  auto lines = source_lines(source);
+  int n = static_cast<int>(lines.size());
+  int end_line = r.end_line >= r.start_line ? r.end_line : r.start_line;
+  int from = std::max(1, r.start_line - 2);
+  int to = std::min(n, end_line + 2);
+  std::string file = std::filesystem::path(r.file).filename().string();
+  if (file.empty()) file = "Dockerfile";
+  if (end_line > r.start_line)
+    std::fprintf(stderr, "%s:%d-%d\n", file.c_str(), r.start_line, end_line);
+  else
+    std::fprintf(stderr, "%s:%d\n", file.c_str(), r.start_line);
+  std::fprintf(stderr, "--------------------\n");
+  for (int i = from; i <= to; ++i) {
+    bool mark = i >= r.start_line && i <= end_line;
+    std::fprintf(stderr, "%4d | %s %s\n", i, mark ? ">>>" : "   ", lines[i - 1].c_str());
+  }
+  std::fprintf(stderr, "--------------------\n");
+}
+
+void report_build_error(const base::Error& e, const std::string& source, const std::string& display,
+                        const graph::SourceMap* source_map) {
+  // Runtime failure of a vertex: map it back to the instruction.
+  if (source_map && !e.vertex().empty()) {
+    char* end = nullptr;
+    long v = std::strtol(e.vertex().c_str(), &end, 10);
+    if (end && *end == '\0' && v >= 0 && static_cast<size_t>(v) < source_map->size() &&
+        (*source_map)[v].range.valid()) {
+      print_source_block(source, (*source_map)[v].range);
+      std::fprintf(stderr, "ERROR: failed to solve: %s\n", e.message().c_str());
+      if (!e.detail().empty()) {
+        std::string d = e.detail();
+        std::fprintf(stderr, "%s%s", d.c_str(), d.back() == '\n' ? "" : "\n");
+      }
+      std::fflush(stderr);
+      return;
+    }
+  }
+  // Frontend error born at a Dockerfile location.
+  if (e.where() && e.where()->valid()) {
+    const auto& w = *e.where();
+    std::string file = std::filesystem::path(w.file).filename().string();
+    if (file.empty()) file = display;
+    print_located_error(source, e.message(), w.start_line, w.start_col > 0 ? w.start_col : 1, file);
+    for (const auto& c : e.context()) std::fprintf(stderr, "  %s\n", c.c_str());
+    return;
+  }
+  std::fprintf(stderr, "ERROR: failed to solve: %s\n", e.what());
+  if (!e.detail().empty()) std::fprintf(stderr, "%s\n", e.detail().c_str());
+  std::fflush(stderr);
+}
+
+std::set<std::string> declared_args(const frontend::ast::File& file) {
+  std::set<std::string> names;
+  auto add = [&names](const frontend::ast::Instruction& ins) {
+    if (ins.name != "arg") return;
+    for (const auto& a : ins.args) names.insert(a.substr(0, a.find('=')));
+  };
+  for (const auto& ins : file.instructions) {
+    add(ins);
+    if (ins.onbuild) add(*ins.onbuild);
+  }
+  return names;
+}
+
+bool is_predefined_arg(const std::string& k) {
+  static const std::set<std::string> kPredefined = {
+      "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
+      "NO_PROXY",   "no_proxy",   "ALL_PROXY",   "all_proxy",   "BUILDKIT_INLINE_CACHE"};
+  return kPredefined.count(k) > 0;
+}
+
+int run_build(const std::string& root, const BuildOptions& o) {
+  ProgressMode mode = o.quiet ? ProgressMode::Quiet : parse_progress_mode(o.progress);
+  if (mode == ProgressMode::Auto) mode = isatty(STDERR_FILENO) ? ProgressMode::Tty : ProgressMode::Plain;
+  bool quiet = mode == ProgressMode::Quiet;
+
+  std::vector<OutputSpec> outputs;
+  for (const auto& s : o.outputs) outputs.push_back(parse_output(s));
+  if (outputs.empty()) outputs.push_back(OutputSpec{});
+  std::vector<std::string> tags;
+  for (const auto& t : o.tags) tags.push_back(image::normalize_ref(t));
+
+  std::error_code ec;
+  auto context_path = std::filesystem::canonical(o.context, ec);
+  if (ec || !std::filesystem::is_directory(context_path))
+    throw base::Error("unable to prepare context: path `" + o.context + "` not found");
+  std::string context = context_path.string();
+  std::string dockerfile = o.file.empty() ? base::path_join(context, "Dockerfile") : o.file;
+  if (!base::path_exists(dockerfile))
+    throw base::Error("failed to read dockerfile: open " + dockerfile + ": no such file or directory");
+  std::string display = std::filesystem::path(dockerfile).filename().string();
+  std::string source = base::read_file(dockerfile);
+
+  std::map<std::string, std::string> build_args;
+  for (const auto& kv : o.build_args) {
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) {
+      build_args[kv.substr(0, eq)] = kv.substr(eq + 1);
+    } else if (const char* v = std::getenv(kv.c_str())) {
+      build_args[kv] = v;  // docker: --build-arg K takes the value from the environment
+    }
+  }
+
+  cache::Store store(root);
+  image::ImageStore images(store);
+  const graph::SourceMap* source_map = nullptr;
+  frontend::LowerResult lowered;
+  try {
+    auto file = frontend::parse(source, display);
+    for (const auto& w : file.warnings)
+      if (!quiet) std::fprintf(stderr, "WARNING: %s\n", w.c_str());
+    auto declared = declared_args(file);
+    std::vector<std::string> unused;
+    for (const auto& [k, v] : build_args)
+      if (!declared.count(k) && !is_predefined_arg(k)) unused.push_back(k);
+
+    frontend::LowerOptions lo;
+    lo.build_args = build_args;
+    lo.target = o.target;
+    lo.context_excludes = read_dockerignore(context);
+    StoreResolver resolver(images);
+    lowered = frontend::lower(file, lo, resolver);
+    source_map = &lowered.source_map;
+    if (!quiet) {
+      for (const auto& w : lowered.warnings) std::fprintf(stderr, "WARNING: %s\n", w.c_str());
+      if (!unused.empty())
+        std::fprintf(stderr, "[Warning] One or more build-args [%s] were not consumed\n",
+                     base::join(unused, " ").c_str());
+    }
+
+    ops::LocalExecutor executor(store, images, {{"context", context}});
+    solver::SolveOptions so;
+    so.no_cache = o.no_cache;
+    solver::Solver solver(executor, so);
+    PlainProgress progress(lowered.source_map, quiet);
+    ops::Result result;
+    try {
+      result = solver.build(lowered.definition, [&progress](const solver::Event& ev) { progress(ev); });
+    } catch (...) {
+      progress.flush();
+      throw;
+    }
+    progress.flush();
+
+    auto exported = executor.export_image(result, lowered.definition.image);
+    std::vector<std::string> refs = tags.empty() ? std::vector<std::string>{exported.manifest.str()} : tags;
+    bool tagged = false;
+    auto tag_all = [&] {
+      if (tagged) return;
+      for (const auto& t : tags) images.tag(t, exported.manifest);
+      tagged = true;
+    };
+    for (const auto& out : outputs) {
+      if (out.type == "image") {
+        tag_all();
+      } else if (out.type == "oci" || out.type == "docker") {
+        tag_all();
+        if (out.type == "oci")
+          image::save_oci_archive(images, refs, out.dest);
+        else
+          image::save_docker_archive(images, refs, out.dest);
+      } else if (out.type == "local") {
+        executor.export_local(result, out.dest);
+      }
+    }
+    if (!quiet) {
+      for (const auto& t : tags) std::fprintf(stderr, "naming to %s done\n", t.c_str());
+      std::fflush(stderr);
+    }
+    std::printf("%s\n", exported.config.str().c_str());
+    std::fflush(stdout);
+    return 0;
+  } catch (const base::Error& e) {
+    report_build_error(e, source, display, source_map);
+    return 1;
+  }
+}
+
+}  // namespace
+
+void add_build_command(CLI::App& app, Context& ctx) {
+  auto o = std::make_shared<BuildOptions>();
+  auto* cmd = app.add_subcommand("build", "Build an image from a Dockerfile");
+  cmd->add_option("-t,--tag", o->tags, "Name and optionally a tag (name:tag)");
+  cmd->add_option("-f,--file", o->file, "Path of the Dockerfile (default CONTEXT/Dockerfile)");
+  cmd->add_option("--build-arg", o->build_args, "Build-time variable K=V");
+  cmd->add_option("--target", o->target, "Target build stage");
+  cmd->add_flag("--no-cache", o->no_cache, "Do not use the cache");
+  cmd->add_flag("-q,--quiet", o->quiet, "Print only the image ID (same as --progress quiet)");
+  cmd->add_option("--progress", o->progress, "Progress output: auto, tty, plain, quiet");
+  cmd->add_option("-o,--output", o->outputs, "Output: type=image|oci|docker|local,dest=PATH");
+  cmd->add_option("context", o->context, "Build context directory")->required();
+  cmd->callback([&ctx, o] {
+    ctx.action = [&ctx, o] { return run_build(ctx.root, *o); };
+  });
+}
+
+}  // namespace builder::cli

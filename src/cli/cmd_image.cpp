@@ -1,0 +1,251 @@
+// cli/cmd_image.cpp — image management: images, load, save, import, tag, rmi, inspect.
+#include <cstdio>
+#include <ctime>
+#include <memory>
+
+#include "base/error.h"
+#include "base/json.h"
+#include "base/strings.h"
+#include "cache/store.h"
+#include "cli.h"
+#include "image/archive.h"
+#include "image/store.h"
+
+namespace builder::cli {
+namespace {
+
+/// Unix seconds of an RFC 3339 timestamp ("2024-01-02T03:04:05.123Z"); 0 if unparsable.
+int64_t parse_rfc3339(const std::string& s) {
+  std::tm tm{};
+  const char* rest = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!rest) return 0;
+  int64_t t = timegm(&tm);
+  while (*rest == '.' || (*rest >= '0' && *rest <= '9')) ++rest;
+  if (*rest == '+' || *rest == '-') {
+    int hh = 0, mm = 0;
+    if (std::sscanf(rest + 1, "%d:%d", &hh, &mm) >= 1) {
+      int off = hh * 3600 + mm * 60;
+      t += (*rest == '+') ? -off : off;
+    }
+  }
+  return t;
+}
+
+/// go-units HumanDuration, as `docker images` prints it.
+std::string human_duration(int64_t secs) {
+  auto plural = [](int64_t n, const char* unit) { return std::to_string(n) + " " + unit; };
+  if (secs < 1) return "Less than a second";
+  if (secs == 1) return "1 second";
+  if (secs < 60) return plural(secs, "seconds");
+  int64_t mins = secs / 60;
+  if (mins == 1) return "About a minute";
+  if (mins < 60) return plural(mins, "minutes");
+  int64_t hours = mins / 60;
+  if (hours == 1) return "About an hour";
+  if (hours < 48) return plural(hours, "hours");
+  if (hours < 24 * 7 * 2) return plural(hours / 24, "days");
+  if (hours < 24 * 30 * 2) return plural(hours / 24 / 7, "weeks");
+  if (hours < 24 * 365 * 2) return plural(hours / 24 / 30, "months");
+  return plural(hours / 24 / 365, "years");
+}
+
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (widths.size() <= i) widths.push_back(0);
+      widths[i] = std::max(widths[i], r[i].size());
+    }
+  for (const auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(widths[i] - r[i].size() + 3, ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+image::Image must_resolve(image::ImageStore& images, const std::string& ref) {
+  auto img = images.resolve(ref);
+  if (!img) throw base::Error("No such image: " + ref);
+  return *img;
+}
+
+int cmd_images(const std::string& root) {
+  cache::Store store(root);
+  image::ImageStore images(store);
+  std::vector<std::vector<std::string>> rows{{"REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"}};
+  int64_t now = std::time(nullptr);
+  for (const auto& rec : images.list()) {
+    auto img = images.load(rec.manifest_digest);
+    auto [repo, tag] = image::split_ref(rec.name);
+    int64_t created = 0;
+    if (img.config.contains("created") && img.config["created"].is_string())
+      created = parse_rfc3339(img.config["created"].get<std::string>());
+    if (created == 0) created = rec.created;
+    unsigned long long size = 0;
+    for (const auto& l : img.layers) size += l.size;
+    rows.push_back({repo, tag, std::string(img.config_digest.hex().substr(0, 12)),
+                    human_duration(std::max<int64_t>(0, now - created)) + " ago", base::human_size(size)});
+  }
+  print_table(rows);
+  return 0;
+}
+
+int cmd_inspect(const std::string& root, const std::vector<std::string>& names) {
+  cache::Store store(root);
+  image::ImageStore images(store);
+  base::Json out = base::Json::array();
+  std::string missing;
+  for (const auto& n : names) {
+    auto img = images.resolve(n);
+    if (!img) {
+      missing = n;
+      continue;
+    }
+    base::Json j = base::Json::object();
+    j["Id"] = img->config_digest.str();
+    j["RepoTags"] = images.names_of(img->manifest_digest);
+    j["RepoDigests"] = base::Json::array();
+    j["Created"] = img->config.value("created", "");
+    j["Author"] = img->config.value("author", "");
+    j["Architecture"] = img->config.value("architecture", "");
+    if (img->config.contains("variant")) j["Variant"] = img->config["variant"];
+    j["Os"] = img->config.value("os", "");
+    uint64_t size = 0;
+    for (const auto& l : img->layers) size += l.size;
+    j["Size"] = size;
+    j["Config"] = img->config.contains("config") ? img->config["config"] : base::Json::object();
+    base::Json layers = base::Json::array();
+    for (const auto& d : img->diff_ids) layers.push_back(d.str());
+    j["RootFS"] = {{"Type", "layers"}, {"Layers", layers}};
+    base::Json desc = base::Json::object();
+    desc["mediaType"] = img->manifest.value("mediaType", image::kMediaTypeManifest);
+    desc["digest"] = img->manifest_digest.str();
+    uint64_t msize = 0;
+    try {
+      msize = store.blobs().size(img->manifest_digest);
+    } catch (const base::Error&) {
+    }
+    desc["size"] = msize;
+    j["Descriptor"] = desc;
+    out.push_back(j);
+  }
+  std::printf("%s\n", out.dump(4).c_str());
+  if (!missing.empty()) throw base::Error("No such image: " + missing);
+  return 0;
+}
+
+}  // namespace
+
+void add_image_commands(CLI::App& app, Context& ctx) {
+  auto* images = app.add_subcommand("images", "List images");
+  images->callback([&ctx] { ctx.action = [&ctx] { return cmd_images(ctx.root); }; });
+
+  auto load_file = std::make_shared<std::string>();
+  auto* load = app.add_subcommand("load", "Load images from a tar archive (OCI or docker save)");
+  load->add_option("-i,--input", *load_file, "Archive to read")->required();
+  load->callback([&ctx, load_file] {
+    ctx.action = [&ctx, load_file] {
+      cache::Store store(ctx.root);
+      image::ImageStore images(store);
+      for (const auto& n : image::load_archive(images, *load_file)) {
+        if (n.rfind("sha256:", 0) == 0)
+          std::printf("Loaded image ID: %s\n", n.c_str());
+        else
+          std::printf("Loaded image: %s\n", n.c_str());
+      }
+      return 0;
+    };
+  });
+
+  struct SaveOpts {
+    std::string output;
+    std::string format = "docker";
+    std::vector<std::string> images;
+  };
+  auto so = std::make_shared<SaveOpts>();
+  auto* save = app.add_subcommand("save", "Save images to a tar archive");
+  save->add_option("-o,--output", so->output, "Archive to write")->required();
+  save->add_option("--format", so->format, "docker (default) or oci");
+  save->add_option("images", so->images, "Images to save")->required();
+  save->callback([&ctx, so] {
+    ctx.action = [&ctx, so] {
+      if (so->format != "docker" && so->format != "oci")
+        throw base::Error("unknown archive format `" + so->format + "` (expected docker or oci)");
+      cache::Store store(ctx.root);
+      image::ImageStore images(store);
+      std::vector<std::string> refs;
+      for (const auto& r : so->images) {
+        must_resolve(images, r);
+        refs.push_back(r);
+      }
+      if (so->format == "oci")
+        image::save_oci_archive(images, refs, so->output);
+      else
+        image::save_docker_archive(images, refs, so->output);
+      return 0;
+    };
+  });
+
+  auto imp = std::make_shared<std::pair<std::string, std::string>>();
+  auto* import = app.add_subcommand("import", "Create an image from a rootfs tarball");
+  import->add_option("file", imp->first, "Rootfs tar (plain or gzip)")->required();
+  import->add_option("name", imp->second, "Image name")->required();
+  import->callback([&ctx, imp] {
+    ctx.action = [&ctx, imp] {
+      cache::Store store(ctx.root);
+      image::ImageStore images(store);
+      std::printf("%s\n", image::import_rootfs(images, imp->first, imp->second).c_str());
+      return 0;
+    };
+  });
+
+  auto tg = std::make_shared<std::pair<std::string, std::string>>();
+  auto* tag = app.add_subcommand("tag", "Create a tag DST that refers to SRC");
+  tag->add_option("source", tg->first, "Source image")->required();
+  tag->add_option("target", tg->second, "New name")->required();
+  tag->callback([&ctx, tg] {
+    ctx.action = [&ctx, tg] {
+      cache::Store store(ctx.root);
+      image::ImageStore images(store);
+      auto img = must_resolve(images, tg->first);
+      images.tag(image::normalize_ref(tg->second), img.manifest_digest);
+      return 0;
+    };
+  });
+
+  auto rmi_names = std::make_shared<std::vector<std::string>>();
+  auto* rmi = app.add_subcommand("rmi", "Remove image names");
+  rmi->add_option("names", *rmi_names, "Images to untag")->required();
+  rmi->callback([&ctx, rmi_names] {
+    ctx.action = [&ctx, rmi_names] {
+      cache::Store store(ctx.root);
+      image::ImageStore images(store);
+      int rc = 0;
+      for (const auto& n : *rmi_names) {
+        std::string norm;
+        try {
+          norm = image::normalize_ref(n);
+        } catch (const base::Error&) {
+          norm = n;
+        }
+        if (images.untag(norm)) {
+          std::printf("Untagged: %s\n", norm.c_str());
+        } else {
+          print_error("No such image: " + n);
+          rc = 1;
+        }
+      }
+      return rc;
+    };
+  });
+
+  auto insp = std::make_shared<std::vector<std::string>>();
+  auto* inspect = app.add_subcommand("inspect", "Show image details as JSON");
+  inspect->add_option("names", *insp, "Images")->required();
+  inspect->callback([&ctx, insp] { ctx.action = [&ctx, insp] { return cmd_inspect(ctx.root, *insp); }; });
+}
+
+}  // namespace builder::cli

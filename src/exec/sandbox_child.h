@@ -1,0 +1,139 @@
+// exec/sandbox_child.h — internal to exec/: the plan the cloned child follows and the
+// error record it sends back. run() (sandbox.cpp) fills a ChildPlan with pointers into
+// strings it owns, clone()s, and the child (sandbox_child.cpp) walks the plan without
+// allocating, locking or throwing. Nothing outside exec/ should include this.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace builder::exec::detail {
+
+/// Every step the child can fail at. The parent turns (step, errno, index) into
+/// SysError("sandbox: <step>", <path>); keep step_call() in sync.
+enum class Step : int32_t {
+  kPdeathsig,
+  kParentGone,
+  kMakePrivate,
+  kChdirLayers,
+  kMountOverlay,
+  kOpenBindSource,
+  kBindReadonly,
+  kChdirRoot,
+  kPivotRoot,
+  kDetachOldRoot,
+  kMkdirMountPoint,
+  kMountProc,
+  kMountDev,
+  kMknod,
+  kSymlink,
+  kMountDevpts,
+  kMountShm,
+  kMountMqueue,
+  kMountSys,
+  kBindTarget,
+  kBindMount,
+  kSethostname,
+  kLoopback,
+  kMkdirCwd,
+  kChdirCwd,
+  kSetgroups,
+  kSetgid,
+  kSetuid,
+  kStdio,
+  kExec,
+};
+
+/// Written by the child to the sync socket (SOCK_SEQPACKET: one record per packet).
+/// `index` selects the path within the step (which bind mount, which device node).
+struct ErrorRecord {
+  int32_t step;
+  int32_t err;
+  int32_t index;
+};
+
+/// A bind mount, prepared in the parent. The child clones the source tree with
+/// open_tree() while host paths are still visible, then attaches it after pivot_root,
+/// so the target is resolved inside the container root (image symlinks cannot point
+/// it at the host).
+struct BindPlan {
+  const char* source;  ///< host path
+  char* target;        ///< absolute container path; mutable for the in-place mkdir -p
+  bool source_is_dir;
+  bool readonly;
+  int tree_fd;  ///< set by the child
+};
+
+/// Fixed container mount points, created when missing (see stub cleanup in run()).
+inline constexpr const char* kProcDir = "/proc";
+inline constexpr const char* kDevDir = "/dev";
+inline constexpr const char* kSysDir = "/sys";
+/// Order of the mount points in error records of Step::kMkdirMountPoint.
+inline constexpr const char* kMountPoints[] = {kProcDir, kDevDir, kSysDir};
+
+struct DevNode {
+  const char* path;
+  unsigned major;
+  unsigned minor;
+};
+/// Device nodes of the minimal /dev, as Docker creates them (mode 0666).
+inline constexpr DevNode kDevNodes[] = {
+    {"/dev/null", 1, 3},   {"/dev/zero", 1, 5},    {"/dev/full", 1, 7},
+    {"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
+};
+struct DevLink {
+  const char* target;
+  const char* path;
+};
+inline constexpr DevLink kDevLinks[] = {
+    {"/proc/self/fd", "/dev/fd"},     {"/proc/self/fd/0", "/dev/stdin"},
+    {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
+    {"pts/ptmx", "/dev/ptmx"},
+};
+
+/// Everything the child needs; all pointers stay valid in the child's copy of the
+/// parent's memory (clone without CLONE_VM).
+struct ChildPlan {
+  int sync_fd = -1;      ///< child end of the sync socketpair (CLOEXEC)
+  int parent_pidfd = -1;  ///< pidfd of the parent process, -1 if unsupported
+  int stdio[3] = {-1, -1, -1};
+
+  const char* layers_base = nullptr;  ///< chdir target before the overlay mount, or null
+  const char* root = nullptr;         ///< absolute host path of the root mount point
+  const char* overlay_data = nullptr;
+  unsigned long overlay_flags = 0;
+
+  bool new_net = true;
+  const char* hostname = nullptr;
+  size_t hostname_len = 0;
+
+  BindPlan* binds = nullptr;
+  size_t nbinds = 0;
+
+  char* cwd = nullptr;  ///< mutable copy for the in-place mkdir -p
+
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  const gid_t* groups = nullptr;
+  size_t ngroups = 0;
+
+  /// execve() candidates from the PATH search, in order.
+  const char* const* candidates = nullptr;
+  size_t ncandidates = 0;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+
+  // TODO(exec): seccomp filter (BPF prepared in the parent), capability sets and
+  // masked/read-only /proc paths are applied between setuid and execve; see
+  // apply_security() in sandbox_child.cpp.
+};
+
+/// The clone() entry point. Never returns: execve()s or _exit()s.
+int child_main(void* plan);
+
+/// "sandbox: <step>" for SysError; the path is chosen by the parent.
+const char* step_call(Step step);
+
+}  // namespace builder::exec::detail

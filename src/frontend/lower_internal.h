@@ -1,0 +1,87 @@
+// frontend/lower_internal.h — the state lowering keeps per stage, shared by lower.cpp
+// (stages, FROM, RUN, WORKDIR), lower_copy.cpp (COPY) and lower_config.cpp (config-only
+// instructions). Internal to the frontend.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "frontend/expand.h"
+#include "frontend/lower.h"
+
+namespace builder::frontend::detail {
+
+struct BuildArg {
+  std::string key;
+  std::optional<std::string> value;
+};
+
+struct Stage {
+  std::string name;  ///< AS name, lower-cased; empty when unnamed
+  std::string label; ///< progress label: name, "stage-N", or "" for a single-stage file
+  int index = 0;
+  const ast::Instruction* from = nullptr;
+  std::vector<const ast::Instruction*> commands;
+
+  // Lowering state.
+  enum class State { Pending, InProgress, Done } state = State::Pending;
+  int vertex = -1;
+  base::Json config = base::Json::object();
+  std::vector<graph::History> history;
+  std::vector<std::string> run_env;  ///< env of the build state: config Env plus ARGs
+  std::vector<BuildArg> build_args;  ///< ARGs declared in this stage, in order
+  std::string os, architecture, variant, author;
+  bool cmd_set = false;
+  int cmd_index = 0, cmd_total = 0;
+};
+
+class Lowerer {
+ public:
+  Lowerer(const ast::File& file, const LowerOptions& opts, ImageResolver& resolver);
+  LowerResult run();
+
+  // Shared helpers (lower.cpp).
+  [[noreturn]] void fail(const ast::Instruction& ins, const std::string& msg) const;
+  int add_vertex(graph::Op op, std::vector<int> inputs, const ast::Instruction* ins,
+                 std::string name, const Stage& st);
+  std::string progress_name(Stage& st, const std::string& text);
+  std::string display_text(const Stage& st, const ast::Instruction& ins) const;
+  EnvLookup env_of(const Stage& st) const;
+  std::string expand_word(const Stage& st, const ast::Instruction& ins, const std::string& w) const;
+  std::vector<std::string> expand_words(const Stage& st, const ast::Instruction& ins,
+                                        const std::string& w) const;
+  void commit(Stage& st, std::string created_by, bool with_layer, bool buildkit_suffix);
+  std::vector<std::string> with_shell(const Stage& st, const std::vector<std::string>& args) const;
+  Stage* find_stage(const std::string& name_or_index, int before) ;
+  void ensure_lowered(Stage& st, const ast::Instruction* needed_by);
+  std::string working_dir(const Stage& st) const;
+
+  // Instructions.
+  void lower_run(Stage& st, const ast::Instruction& ins);
+  void lower_workdir(Stage& st, const ast::Instruction& ins);
+  void lower_copy(Stage& st, const ast::Instruction& ins);       // lower_copy.cpp
+  void lower_config(Stage& st, const ast::Instruction& ins);     // lower_config.cpp
+  void lower_arg(Stage& st, const ast::Instruction& ins);        // lower_config.cpp
+
+  const ast::File& file_;
+  const LowerOptions& opts_;
+  ImageResolver& resolver_;
+  std::vector<Stage> stages_;
+  std::vector<BuildArg> global_args_;
+  std::map<std::string, std::string> builtin_args_;
+  LowerResult result_;
+  ShellOptions shell_;
+};
+
+/// "KEY=value" list edit: replace the entry with the same key in place, or append.
+void add_env(std::vector<std::string>& env, const std::string& key, const std::string& value);
+/// Go's fmt %q of a []string: ["a" "b"].
+std::string go_quote_list(const std::vector<std::string>& v);
+/// Go's fmt %v of a []string: [a b].
+std::string go_list(const std::vector<std::string>& v);
+/// path.Clean.
+std::string clean_path(const std::string& p);
+
+}  // namespace builder::frontend::detail

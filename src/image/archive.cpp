@@ -1,0 +1,577 @@
+// Image archives: `save` as an OCI layout tar or a docker-save tar (which is the OCI
+// layout plus manifest.json and repositories, as Docker 25+ writes it), `load` of
+// either (including the legacy docker layout with <id>/layer.tar), and `import` of a
+// rootfs tar.
+#include "image/archive.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <map>
+#include <set>
+
+#include "base/error.h"
+#include "base/fd.h"
+#include "base/fs.h"
+#include "base/strings.h"
+#include "image/tar_io.h"
+
+namespace builder::image {
+
+using detail::check_archive;
+
+namespace {
+
+constexpr const char* kOciLayout = R"({"imageLayoutVersion":"1.0.0"})";
+constexpr const char* kAnnotationRefName = "org.opencontainers.image.ref.name";
+constexpr const char* kAnnotationImageName = "io.containerd.image.name";
+constexpr const char* kMediaTypeLayerZstd = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// Non-blob files of an archive (manifest.json, index.json, legacy <id>/json) are read
+/// into memory; anything larger than this is not such a file.
+constexpr size_t kMaxMetadataSize = 64u << 20;
+
+std::string blob_path(const base::Digest& d) { return "blobs/sha256/" + std::string(d.hex()); }
+
+// ---------------------------------------------------------------- writing
+
+struct FdSink : detail::TarSink {
+  explicit FdSink(int fd) : fd_(fd) {}
+  void write(const void* data, size_t n) override {
+    base::write_all(fd_, std::string_view(static_cast<const char*>(data), n));
+  }
+  int fd_;
+};
+
+/// A tar file written under a temporary name and renamed into place by commit().
+class TarFile {
+ public:
+  explicit TarFile(const std::string& path)
+      : path_(path),
+        tmp_(path + ".tmp-" + base::random_hex(6)),
+        fd_(base::open_fd(tmp_, O_WRONLY | O_CREAT | O_EXCL, 0644)),
+        sink_(fd_.get()),
+        a_(detail::new_tar_writer(sink_)) {}
+
+  ~TarFile() {
+    if (!committed_) ::unlink(tmp_.c_str());
+  }
+
+  void dir(const std::string& name) { header(name + "/", AE_IFDIR, 0755, 0); }
+
+  void file(const std::string& name, std::string_view data) {
+    header(name, AE_IFREG, 0644, data.size());
+    write(data.data(), data.size(), name);
+  }
+
+  void blob(cache::BlobStore& blobs, const base::Digest& d) {
+    if (!written_.insert(d).second) return;
+    std::string name = blob_path(d);
+    base::Fd in = blobs.open(d);
+    struct stat st;
+    base::check_sys(::fstat(in.get(), &st), "fstat", blobs.path(d));
+    header(name, AE_IFREG, 0644, static_cast<uint64_t>(st.st_size));
+    std::vector<char> buf(256 * 1024);
+    for (;;) {
+      ssize_t n = ::read(in.get(), buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw base::SysError(errno, "read", blobs.path(d));
+      if (n == 0) break;
+      write(buf.data(), static_cast<size_t>(n), name);
+    }
+  }
+
+  void commit() {
+    finish(archive_write_close(a_.get()));
+    base::check_sys(::fsync(fd_.get()), "fsync", tmp_);
+    fd_.reset();
+    base::check_sys(::rename(tmp_.c_str(), path_.c_str()), "rename", path_);
+    committed_ = true;
+    auto slash = path_.rfind('/');
+    base::fsync_dir(slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash)));
+  }
+
+ private:
+  void finish(int rc) {
+    sink_.rethrow_if_failed();
+    check_archive(a_.get(), rc, "writing `" + path_ + "`");
+  }
+
+  void header(const std::string& name, unsigned type, int perm, uint64_t size) {
+    detail::Entry e(archive_entry_new());
+    archive_entry_copy_pathname(e.get(), name.c_str());
+    archive_entry_set_filetype(e.get(), type);
+    archive_entry_set_perm(e.get(), perm);
+    archive_entry_set_size(e.get(), static_cast<la_int64_t>(size));
+    archive_entry_set_mtime(e.get(), 0, 0);  // reproducible archives
+    finish(archive_write_header(a_.get(), e.get()));
+  }
+
+  void write(const void* data, size_t n, const std::string& name) {
+    la_ssize_t w = archive_write_data(a_.get(), data, n);
+    if (w < 0) finish(static_cast<int>(w));
+  }
+
+  std::string path_, tmp_;
+  base::Fd fd_;
+  FdSink sink_;
+  detail::ArchiveWriter a_;
+  std::set<base::Digest> written_;
+  bool committed_ = false;
+};
+
+struct Saved {
+  std::string name;  // normalised tag, or "" when saved by ID / digest
+  Image image;
+};
+
+std::vector<Saved> resolve_all(ImageStore& images, const std::vector<std::string>& refs) {
+  if (refs.empty()) throw base::Error("no images to save");
+  std::vector<Saved> out;
+  for (const auto& ref : refs) {
+    auto img = images.resolve(ref);
+    if (!img) throw base::Error("no such image: " + ref);
+    Saved s{"", std::move(*img)};
+    try {
+      std::string norm = normalize_ref(ref);
+      auto names = images.names_of(s.image.manifest_digest);
+      if (norm.find('@') == std::string::npos && std::find(names.begin(), names.end(), norm) != names.end())
+        s.name = norm;
+    } catch (const base::Error&) {
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+/// Blobs and index.json: the part OCI and docker archives share.
+void write_oci_layout(TarFile& tar, ImageStore& images, const std::vector<Saved>& saved) {
+  auto& blobs = images.store().blobs();
+  tar.dir("blobs");
+  tar.dir("blobs/sha256");
+  base::Json index = base::Json::object();
+  index["schemaVersion"] = 2;
+  index["mediaType"] = kMediaTypeIndex;
+  index["manifests"] = base::Json::array();
+  for (const auto& s : saved) {
+    for (const auto& l : s.image.layers) tar.blob(blobs, l.digest);
+    tar.blob(blobs, s.image.config_digest);
+    tar.blob(blobs, s.image.manifest_digest);
+    base::Json d = base::Json::object();
+    const auto& m = s.image.manifest;
+    d["mediaType"] = m.contains("mediaType") && m["mediaType"].is_string() ? m["mediaType"].get<std::string>()
+                                                                           : std::string(kMediaTypeManifest);
+    d["digest"] = s.image.manifest_digest.str();
+    d["size"] = blobs.size(s.image.manifest_digest);
+    if (!s.name.empty()) {
+      // As BuildKit and Docker 25 write them: the full name for containerd/docker,
+      // the tag alone for OCI tools (skopeo oci-archive:x.tar:TAG, umoci --image x:TAG).
+      d["annotations"] = {{kAnnotationImageName, full_ref(s.name)},
+                          {kAnnotationRefName, split_ref(s.name).second}};
+    }
+    index["manifests"].push_back(std::move(d));
+  }
+  tar.file("oci-layout", kOciLayout);
+  tar.file("index.json", index.dump());
+}
+
+}  // namespace
+
+void save_oci_archive(ImageStore& images, const std::vector<std::string>& refs, const std::string& out_path) {
+  auto saved = resolve_all(images, refs);
+  TarFile tar(out_path);
+  write_oci_layout(tar, images, saved);
+  tar.commit();
+}
+
+void save_docker_archive(ImageStore& images, const std::vector<std::string>& refs, const std::string& out_path) {
+  auto saved = resolve_all(images, refs);
+  TarFile tar(out_path);
+  write_oci_layout(tar, images, saved);
+
+  // One manifest.json entry per image, every name of it in RepoTags. Layers stay
+  // gzip blobs: docker load and skopeo's docker-archive transport decompress them.
+  base::Json manifest = base::Json::array();
+  base::Json repositories = base::Json::object();
+  std::map<base::Digest, size_t> entry_of;
+  for (const auto& s : saved) {
+    auto [it, fresh] = entry_of.emplace(s.image.config_digest, manifest.size());
+    if (fresh) {
+      base::Json e = base::Json::object();
+      e["Config"] = blob_path(s.image.config_digest);
+      e["RepoTags"] = base::Json::array();
+      e["Layers"] = base::Json::array();
+      for (const auto& l : s.image.layers) e["Layers"].push_back(blob_path(l.digest));
+      manifest.push_back(std::move(e));
+    }
+    if (s.name.empty()) continue;
+    auto& tags = manifest[it->second]["RepoTags"];
+    if (std::find(tags.begin(), tags.end(), s.name) == tags.end()) tags.push_back(s.name);
+    if (!s.image.layers.empty()) {
+      auto [repo, tag] = split_ref(s.name);
+      repositories[repo][tag] = std::string(s.image.layers.back().digest.hex());
+    }
+  }
+  tar.file("manifest.json", manifest.dump());
+  if (!repositories.empty()) tar.file("repositories", repositories.dump());
+  tar.commit();
+}
+
+// ---------------------------------------------------------------- loading
+
+namespace {
+
+std::string parent_of(const std::string& p) {
+  auto s = p.rfind('/');
+  return s == std::string::npos ? "" : p.substr(0, s);
+}
+
+/// The archive path a relative symlink at `name` points to; refuses one leaving it.
+std::string resolve_link(const std::string& name, const std::string& target) {
+  std::vector<std::string> parts;
+  for (auto& p : base::split(parent_of(name) + "/" + target, '/')) {
+    if (p.empty() || p == ".") continue;
+    if (p == "..") {
+      if (parts.empty()) throw base::Error("refusing archive entry `" + name + "`: link to `" + target + "` leaves the archive");
+      parts.pop_back();
+      continue;
+    }
+    parts.push_back(std::move(p));
+  }
+  return base::join(parts, "/");
+}
+
+/// What an archive held, by path.
+struct ArchiveContents {
+  std::map<std::string, Descriptor> blobs;   // streamed into the blob store
+  std::map<std::string, std::string> small;  // metadata files kept in memory
+  std::map<std::string, std::string> links;  // symlink / hard link -> target path
+
+  std::string follow(std::string p) const {
+    for (int i = 0; i < 16; ++i) {
+      auto it = links.find(p);
+      if (it == links.end()) return p;
+      p = it->second;
+    }
+    throw base::Error("archive entry `" + p + "`: too many levels of links");
+  }
+};
+
+bool is_metadata_name(const std::string& p) {
+  static const std::set<std::string> top = {"manifest.json", "index.json", "oci-layout", "repositories"};
+  if (top.count(p)) return true;
+  auto base = p.substr(p.rfind('/') + 1);
+  // legacy layout: <id>.json configs, <id>/json, <id>/VERSION
+  return base == "json" || base == "VERSION" ||
+         (p.find('/') == std::string::npos && p.size() > 5 && p.substr(p.size() - 5) == ".json");
+}
+
+ArchiveContents read_archive(cache::BlobStore& blobs, const std::string& path) {
+  detail::Utf8Locale locale;
+  base::Fd fd = base::open_fd(path, O_RDONLY);
+  detail::ArchiveReader a(archive_read_new());
+  archive_read_support_format_tar(a.get());
+  archive_read_support_filter_gzip(a.get());  // `docker save | gzip`
+  check_archive(a.get(), archive_read_open_fd(a.get(), fd.get(), 256 * 1024), "reading `" + path + "`");
+
+  ArchiveContents c;
+  std::vector<char> buf(256 * 1024);
+  for (;;) {
+    struct archive_entry* e = nullptr;
+    int rc = archive_read_next_header(a.get(), &e);
+    if (rc == ARCHIVE_EOF) break;
+    check_archive(a.get(), rc, "reading `" + path + "`");
+    std::string name = detail::clean_entry_path(detail::entry_path(e));
+    std::string hardlink = detail::entry_hardlink(e);
+    auto type = archive_entry_filetype(e);
+    if (!hardlink.empty()) {
+      c.links[name] = detail::clean_entry_path(hardlink);
+      continue;
+    }
+    if (type == AE_IFLNK) {
+      const char* t = archive_entry_symlink(e);
+      std::string target = t ? t : "";
+      if (target.empty() || target.front() == '/')
+        throw base::Error("refusing archive entry `" + name + "`: link to `" + target + "`");
+      c.links[name] = resolve_link(name, target);
+      continue;
+    }
+    if (type != AE_IFREG || name.empty()) continue;
+
+    auto read_into = [&](auto&& sink) {
+      for (;;) {
+        la_ssize_t n = archive_read_data(a.get(), buf.data(), buf.size());
+        if (n < 0) check_archive(a.get(), static_cast<int>(n), "reading `" + name + "` in `" + path + "`");
+        if (n <= 0) return;
+        sink(buf.data(), static_cast<size_t>(n));
+      }
+    };
+
+    if (name.rfind("blobs/", 0) == 0 || !is_metadata_name(name)) {
+      std::optional<base::Digest> expected;
+      if (name.rfind("blobs/", 0) == 0) {
+        if (name.rfind("blobs/sha256/", 0) != 0) throw base::Error("archive blob `" + name + "`: only sha256 is supported");
+        expected = base::Digest::from_hex(name.substr(13));
+      }
+      auto w = blobs.ingest();
+      read_into([&](const char* p, size_t n) { w.write(p, n); });
+      Descriptor d;
+      d.size = w.size();
+      try {
+        d.digest = w.commit(expected);
+      } catch (base::Error& err) {
+        throw err.add_context("while loading `" + name + "` from `" + path + "`");
+      }
+      c.blobs[name] = d;
+    } else {
+      if (archive_entry_size(e) > static_cast<la_int64_t>(kMaxMetadataSize))
+        throw base::Error("archive entry `" + name + "` is too large");
+      std::string data;
+      read_into([&](const char* p, size_t n) { data.append(p, n); });
+      c.small[name] = std::move(data);
+    }
+  }
+  return c;
+}
+
+base::Json parse_json(const std::string& text, const std::string& what) {
+  try {
+    return base::Json::parse(text);
+  } catch (const std::exception& e) {
+    throw base::Error(what + " is not valid JSON: " + e.what());
+  }
+}
+
+std::string sniff_layer_media_type(cache::BlobStore& blobs, const base::Digest& d) {
+  base::Fd fd = blobs.open(d);
+  unsigned char m[4] = {};
+  ssize_t n = ::read(fd.get(), m, sizeof m);
+  if (n >= 2 && m[0] == 0x1f && m[1] == 0x8b) return kMediaTypeLayerGzip;
+  if (n >= 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) return kMediaTypeLayerZstd;
+  return kMediaTypeLayerTar;
+}
+
+/// A file of the archive as a blob in the store (metadata files are put on demand).
+Descriptor archive_blob(cache::BlobStore& blobs, const ArchiveContents& c, const std::string& ref) {
+  std::string p = c.follow(detail::clean_entry_path(ref));
+  if (auto it = c.blobs.find(p); it != c.blobs.end()) return it->second;
+  if (auto it = c.small.find(p); it != c.small.end()) {
+    Descriptor d{"", blobs.put(it->second), it->second.size()};
+    // A legacy config is named after its digest (the image ID): hold it to that.
+    std::string base = p.substr(p.rfind('/') + 1);
+    if (base.size() == 69 && base.substr(64) == ".json" && d.digest.hex() != base.substr(0, 64))
+      throw base::Error("archive entry `" + p + "` does not match its digest");
+    return d;
+  }
+  throw base::Error("archive has no `" + p + "`");
+}
+
+using Loaded = std::vector<std::pair<std::vector<std::string>, base::Digest>>;  // names, manifest
+
+Loaded load_docker(ImageStore& images, const ArchiveContents& c) {
+  auto& blobs = images.store().blobs();
+  auto manifest = parse_json(c.small.at("manifest.json"), "manifest.json");
+  if (!manifest.is_array()) throw base::Error("manifest.json is not a list");
+  Loaded out;
+  for (const auto& item : manifest) {
+    if (!item.is_object() || !item.contains("Config") || !item["Config"].is_string() || !item.contains("Layers") ||
+        !item["Layers"].is_array())
+      throw base::Error("manifest.json: entry without Config or Layers");
+    Descriptor config = archive_blob(blobs, c, item["Config"].get<std::string>());
+    config.media_type = kMediaTypeConfig;
+    std::vector<Descriptor> layers;
+    for (const auto& l : item["Layers"]) {
+      if (!l.is_string()) throw base::Error("manifest.json: bad layer path");
+      Descriptor d = archive_blob(blobs, c, l.get<std::string>());
+      d.media_type = sniff_layer_media_type(blobs, d.digest);
+      layers.push_back(d);
+    }
+    base::Digest m = images.write_manifest(config, layers);
+    images.load(m);  // layer count against diff ids, config shape
+    std::vector<std::string> names;
+    if (item.contains("RepoTags") && item["RepoTags"].is_array())
+      for (const auto& t : item["RepoTags"])
+        if (t.is_string()) names.push_back(normalize_ref(t.get<std::string>()));
+    out.emplace_back(std::move(names), m);
+  }
+  return out;
+}
+
+/// The image manifest behind an index entry: itself, or for a nested index the entry
+/// for this host's platform (else the first).
+base::Digest pick_manifest(cache::BlobStore& blobs, const base::Json& desc, int depth = 0) {
+  auto d = base::Digest::parse(desc.at("digest").get<std::string>());
+  std::string media = desc.value("mediaType", "");
+  if (media != kMediaTypeIndex && media != "application/vnd.docker.distribution.manifest.list.v2+json") return d;
+  if (depth > 4) throw base::Error("index " + d.str() + " nests too deep");
+  if (!blobs.has(d)) throw base::Error("archive lacks index " + d.str());
+  auto index = parse_json(blobs.read(d), "index " + d.str());
+  const auto& list = index.at("manifests");
+  if (!list.is_array() || list.empty()) throw base::Error("index " + d.str() + " lists no manifests");
+#if defined(__aarch64__)
+  const char* arch = "arm64";
+#else
+  const char* arch = "amd64";
+#endif
+  for (const auto& m : list) {
+    if (m.contains("platform") && m["platform"].value("os", "") == "linux" &&
+        m["platform"].value("architecture", "") == arch)
+      return pick_manifest(blobs, m, depth + 1);
+  }
+  return pick_manifest(blobs, list[0], depth + 1);
+}
+
+Loaded load_oci(ImageStore& images, const ArchiveContents& c) {
+  auto& blobs = images.store().blobs();
+  auto layout = parse_json(c.small.at("oci-layout"), "oci-layout");
+  if (layout.value("imageLayoutVersion", "").rfind("1.", 0) != 0)
+    throw base::Error("oci-layout: unsupported imageLayoutVersion");
+  auto index = parse_json(c.small.at("index.json"), "index.json");
+  if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array())
+    throw base::Error("index.json lists no manifests");
+  Loaded out;
+  for (const auto& desc : index["manifests"]) {
+    base::Digest m = pick_manifest(blobs, desc);
+    if (!blobs.has(m)) throw base::Error("archive lacks manifest " + m.str());
+    Image img = images.load(m);
+    for (const auto& l : img.layers)
+      if (!blobs.has(l.digest)) throw base::Error("archive lacks layer " + l.digest.str() + " of manifest " + m.str());
+    std::vector<std::string> names;
+    if (desc.contains("annotations") && desc["annotations"].is_object()) {
+      const auto& ann = desc["annotations"];
+      std::string full = ann.value(kAnnotationImageName, "");
+      std::string ref = ann.value(kAnnotationRefName, "");
+      // ref.name may be a whole reference (podman, skopeo with a name) or just a tag
+      // (BuildKit, umoci), which names no repository: then the image stays unnamed.
+      if (!full.empty())
+        names.push_back(normalize_ref(full));
+      else if (ref.find_first_of(":/") != std::string::npos)
+        names.push_back(normalize_ref(ref));
+    }
+    out.emplace_back(std::move(names), m);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> load_archive(ImageStore& images, const std::string& path) {
+  try {
+    auto c = read_archive(images.store().blobs(), path);
+    Loaded loaded;
+    if (c.small.count("manifest.json"))
+      loaded = load_docker(images, c);
+    else if (c.small.count("index.json") && c.small.count("oci-layout"))
+      loaded = load_oci(images, c);
+    else
+      throw base::Error("not an image archive: no manifest.json, nor index.json with oci-layout");
+
+    // Every blob is in and verified; only now do names change, all at once.
+    std::vector<std::string> result;
+    images.store().db().transaction([&] {
+      for (const auto& [names, manifest] : loaded) {
+        for (const auto& n : names) images.tag(n, manifest);
+        if (names.empty()) {
+          result.push_back(images.load(manifest).config_digest.str());
+        } else {
+          result.insert(result.end(), names.begin(), names.end());
+        }
+      }
+    });
+    return result;
+  } catch (base::Error& e) {
+    throw e.add_context("while loading `" + path + "`");
+  }
+}
+
+// ---------------------------------------------------------------- import
+
+namespace {
+
+std::string rfc3339_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+const char* host_arch() {
+#if defined(__x86_64__)
+  return "amd64";
+#elif defined(__aarch64__)
+  return "arm64";
+#elif defined(__arm__)
+  return "arm";
+#elif defined(__powerpc64__)
+  return "ppc64le";
+#elif defined(__s390x__)
+  return "s390x";
+#elif defined(__riscv)
+  return "riscv64";
+#else
+  return "amd64";
+#endif
+}
+
+/// `extra` (a runtime config: Env, Cmd, Entrypoint, ...) over `base`; Env merges by
+/// variable name, every other key is replaced.
+void merge_runtime_config(base::Json& cfg, const base::Json& extra) {
+  if (!extra.is_object()) throw base::Error("import: config must be a JSON object");
+  for (auto it = extra.begin(); it != extra.end(); ++it) {
+    if (it.key() != "Env" || !it.value().is_array()) {
+      cfg[it.key()] = it.value();
+      continue;
+    }
+    auto& env = cfg["Env"];
+    for (const auto& kv : it.value()) {
+      std::string s = kv.get<std::string>();
+      std::string key = s.substr(0, s.find('='));
+      bool replaced = false;
+      for (auto& old : env) {
+        std::string o = old.get<std::string>();
+        if (o.substr(0, o.find('=')) == key) {
+          old = s;
+          replaced = true;
+        }
+      }
+      if (!replaced) env.push_back(s);
+    }
+  }
+}
+
+}  // namespace
+
+std::string import_rootfs(ImageStore& images, const std::string& tar_path, const std::string& name,
+                          const base::Json& config) {
+  try {
+    std::string norm = name.empty() ? "" : normalize_ref(name);  // refuse a bad name before the work
+    base::Fd fd = base::open_fd(tar_path, O_RDONLY);
+    LayerBlob layer = ingest_layer(fd.get(), images.store().blobs());
+
+    base::Json runtime = base::Json::object();
+    runtime["Env"] = base::Json::array({"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"});
+    merge_runtime_config(runtime, config);
+
+    std::string now = rfc3339_now();
+    base::Json cfg = base::Json::object();
+    cfg["created"] = now;
+    cfg["architecture"] = host_arch();
+    cfg["os"] = "linux";
+    cfg["config"] = runtime;
+    cfg["rootfs"] = {{"type", "layers"}, {"diff_ids", base::Json::array({layer.diff_id.str()})}};
+    std::string base_name = tar_path.substr(tar_path.rfind('/') + 1);
+    cfg["history"] = base::Json::array(
+        {{{"created", now}, {"created_by", "builder import"}, {"comment", "Imported from " + base_name}}});
+
+    base::Digest manifest = images.write_image(cfg, {layer});
+    if (!norm.empty()) images.tag(norm, manifest);
+    return images.load(manifest).config_digest.str();
+  } catch (base::Error& e) {
+    throw e.add_context("while importing `" + tar_path + "`");
+  }
+}
+
+}  // namespace builder::image

@@ -1,0 +1,262 @@
+// Unpacking layers: as an overlayfs layer (whiteouts become 0/0 char devices and
+// opaque xattrs) or merged onto a tree (whiteouts delete). libarchive's disk writer
+// does the file creation; entry names are checked and prefixed with the canonical
+// destination here, because archive_write_disk resolves relative names against the
+// process-wide cwd, which a multithreaded engine cannot chdir.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "base/strings.h"
+#include "image/layer.h"
+#include "image/tar_io.h"
+
+namespace builder::image {
+
+using detail::check_archive;
+
+namespace {
+
+constexpr std::string_view kWhiteoutPrefix = ".wh.";
+constexpr std::string_view kWhiteoutMeta = ".wh..wh.";
+constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
+
+enum class Mode { kOverlay, kMerge };
+
+std::string canonical_dir(const std::string& p) {
+  char* r = ::realpath(p.c_str(), nullptr);
+  if (!r) throw base::SysError(errno, "realpath", p);
+  std::string s(r);
+  std::free(r);
+  struct stat st;
+  if (::stat(s.c_str(), &st) < 0) throw base::SysError(errno, "stat", s);
+  if (!S_ISDIR(st.st_mode)) throw base::Error("cannot unpack a layer into `" + p + "`: not a directory");
+  return s;
+}
+
+bool lstat_path(const std::string& p, struct stat& st) {
+  if (::lstat(p.c_str(), &st) == 0) return true;
+  if (errno == ENOENT) return false;
+  throw base::SysError(errno, "lstat", p);
+}
+
+class Unpacker {
+ public:
+  Unpacker(const std::string& dest, Mode mode) : dest_(canonical_dir(dest)), mode_(mode) {}
+
+  base::Digest run(int fd) {
+    detail::Utf8Locale locale;
+    detail::PlainReader src(fd);
+    detail::ArchiveReader in(archive_read_new());
+    detail::ArchiveWriter out(archive_write_disk_new());
+    if (!in || !out) throw base::Error("libarchive: out of memory");
+    archive_read_support_format_tar(in.get());
+    // Names were checked and prefixed with dest_ already, so NOABSOLUTEPATHS cannot
+    // be used; NODOTDOT and SYMLINKS still guard what libarchive itself resolves
+    // (including hard link targets). No uname lookup: numeric ids are kept.
+    archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                                                  ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_OWNER |
+                                                  ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR);
+    try {
+      check_archive(in.get(),
+                    archive_read_open(in.get(), &src, nullptr, detail::PlainReader::archive_read_cb, nullptr),
+                    "reading layer");
+      for (;;) {
+        struct archive_entry* e = nullptr;
+        int rc = archive_read_next_header(in.get(), &e);
+        if (rc == ARCHIVE_EOF) break;
+        src.rethrow_if_failed();
+        check_archive(in.get(), rc, "reading layer");
+        entry(in.get(), out.get(), e);
+      }
+      // Applies deferred directory modes and times.
+      check_archive(out.get(), archive_write_close(out.get()), "unpacking layer");
+    } catch (...) {
+      src.rethrow_if_failed();
+      throw;
+    }
+    return src.finish();
+  }
+
+ private:
+  /// Refuses `rel` when one of its first `n` components (all but the last by default)
+  /// is a symlink or a non-directory in dest_: following it could leave dest_.
+  void check_parents(const std::string& rel, bool include_last = false, const std::string& shown = {}) {
+    const std::string& name = shown.empty() ? rel : shown;
+    auto parts = base::split(rel, '/');
+    size_t n = include_last ? parts.size() : parts.size() - 1;
+    std::string cur = dest_;
+    for (size_t i = 0; i < n; ++i) {
+      cur += "/" + parts[i];
+      struct stat st;
+      if (!lstat_path(cur, st)) return;
+      if (S_ISLNK(st.st_mode))
+        throw base::Error("refusing tar entry `" + name + "`: `" + cur.substr(dest_.size() + 1) + "` is a symbolic link");
+      if (!S_ISDIR(st.st_mode))
+        throw base::Error("refusing tar entry `" + name + "`: `" + cur.substr(dest_.size() + 1) + "` is not a directory");
+    }
+  }
+
+  std::string abs(const std::string& rel) const { return rel.empty() ? dest_ : dest_ + "/" + rel; }
+
+  void mark_written(const std::string& rel) {
+    if (mode_ != Mode::kMerge) return;
+    std::string p = rel;
+    while (!p.empty() && written_.insert(p).second) {
+      auto s = p.rfind('/');
+      p = s == std::string::npos ? "" : p.substr(0, s);
+    }
+  }
+
+  void entry(struct archive* in, struct archive* out, struct archive_entry* e) {
+    std::string rel = detail::clean_entry_path(detail::entry_path(e));
+    if (rel.empty()) {
+      // The root itself ("./"): dest_ exists already and keeps its own attributes.
+      check_archive(in, archive_read_data_skip(in), "reading layer");
+      return;
+    }
+    auto slash = rel.rfind('/');
+    std::string parent = slash == std::string::npos ? "" : rel.substr(0, slash);
+    std::string base = slash == std::string::npos ? rel : rel.substr(slash + 1);
+    if (base.rfind(kWhiteoutPrefix, 0) == 0) {
+      whiteout(rel, parent, base, e);
+      check_archive(in, archive_read_data_skip(in), "reading layer");
+      return;
+    }
+
+    check_parents(rel);
+    std::string full = abs(rel);
+    bool is_dir = archive_entry_filetype(e) == AE_IFDIR;
+    std::string link = detail::entry_hardlink(e);
+    if (!link.empty()) {
+      std::string target = detail::clean_entry_path(link);
+      if (target.empty() || target == rel) throw base::Error("refusing tar entry `" + rel + "`: bad hard link target");
+      check_parents(target, false, rel);
+      archive_entry_copy_hardlink(e, abs(target).c_str());
+      is_dir = false;
+    }
+    // An existing path is replaced, unless both are directories (then merged), the
+    // way Docker applies layers. Removing first also keeps a write from going through
+    // an old hard link into another file.
+    struct stat st;
+    if (lstat_path(full, st) && !(is_dir && S_ISDIR(st.st_mode))) base::remove_all(full);
+
+    archive_entry_copy_pathname(e, full.c_str());
+    drop_overlay_xattrs(e);
+    int rc = archive_write_header(out, e);
+    check_archive(out, rc, "unpacking `" + rel + "`");
+    if (rc >= ARCHIVE_WARN && archive_entry_size(e) > 0) {
+      const void* buf;
+      size_t size;
+      la_int64_t offset;
+      for (;;) {
+        int r = archive_read_data_block(in, &buf, &size, &offset);
+        if (r == ARCHIVE_EOF) break;
+        check_archive(in, r, "reading layer entry `" + rel + "`");
+        la_ssize_t w = archive_write_data_block(out, buf, size, offset);
+        if (w < ARCHIVE_WARN) check_archive(out, static_cast<int>(w), "unpacking `" + rel + "`");
+      }
+    }
+    check_archive(out, archive_write_finish_entry(out), "unpacking `" + rel + "`");
+    mark_written(rel);
+  }
+
+  /// trusted.overlay.* in a layer would steer the overlay mount (redirects, origin);
+  /// only we set those, from whiteout markers.
+  static void drop_overlay_xattrs(struct archive_entry* e) {
+    if (archive_entry_xattr_reset(e) == 0) return;
+    std::vector<std::pair<std::string, std::string>> keep;
+    bool dropped = false;
+    const char* name;
+    const void* value;
+    size_t size;
+    while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+      std::string n = name;
+      if (n.rfind("trusted.overlay.", 0) == 0 || n.rfind("user.overlay.", 0) == 0) {
+        dropped = true;
+        continue;
+      }
+      keep.emplace_back(n, std::string(static_cast<const char*>(value), size));
+    }
+    if (!dropped) return;
+    archive_entry_xattr_clear(e);
+    for (auto& [n, v] : keep) archive_entry_xattr_add_entry(e, n.c_str(), v.data(), v.size());
+  }
+
+  void whiteout(const std::string& rel, const std::string& parent, const std::string& base,
+                struct archive_entry* e) {
+    if (!parent.empty()) check_parents(parent, /*include_last=*/true, rel);
+    std::string dir = abs(parent);
+    if (base == kOpaqueMarker) {
+      if (mode_ == Mode::kOverlay) {
+        base::make_dirs(dir);
+        if (::lsetxattr(dir.c_str(), "trusted.overlay.opaque", "y", 1, 0) < 0)
+          throw base::SysError(errno, "setxattr trusted.overlay.opaque", dir);
+      } else {
+        clear_opaque(parent);
+      }
+      return;
+    }
+    if (base.rfind(kWhiteoutMeta, 0) == 0) return;  // aufs metadata (.wh..wh.plnk ...), as Docker skips it
+    std::string name = base.substr(kWhiteoutPrefix.size());
+    if (name.empty() || name == "." || name == "..")
+      throw base::Error("refusing tar entry `" + rel + "`: bad whiteout name");
+    std::string target = dir + "/" + name;
+    if (mode_ == Mode::kMerge) {
+      base::remove_all(target);
+      return;
+    }
+    base::make_dirs(dir);
+    struct stat st;
+    if (lstat_path(target, st)) base::remove_all(target);
+    if (::mknod(target.c_str(), S_IFCHR | 0, makedev(0, 0)) < 0) throw base::SysError(errno, "mknod whiteout", target);
+    if (::lchown(target.c_str(), archive_entry_uid(e), archive_entry_gid(e)) < 0)
+      throw base::SysError(errno, "lchown", target);
+  }
+
+  /// Opaque directory while merging: what earlier layers put in it goes; what this
+  /// layer wrote so far (tars need not put the marker first) stays.
+  void clear_opaque(const std::string& rel_dir) {
+    std::string dir = abs(rel_dir);
+    struct stat st;
+    if (!lstat_path(dir, st) || !S_ISDIR(st.st_mode)) return;
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) throw base::SysError(errno, "opendir", dir);
+    std::vector<std::string> names;
+    while (struct dirent* de = ::readdir(d)) {
+      std::string n = de->d_name;
+      if (n != "." && n != "..") names.push_back(std::move(n));
+    }
+    ::closedir(d);
+    for (const auto& n : names) {
+      std::string child = rel_dir.empty() ? n : rel_dir + "/" + n;
+      if (!written_.count(child)) {
+        base::remove_all(dir + "/" + n);
+      } else if (lstat_path(dir + "/" + n, st) && S_ISDIR(st.st_mode)) {
+        clear_opaque(child);
+      }
+    }
+  }
+
+  std::string dest_;
+  Mode mode_;
+  std::set<std::string> written_;  // merge mode: paths (and their parents) from this layer
+};
+
+}  // namespace
+
+base::Digest apply_layer(int fd, const std::string& dest) { return Unpacker(dest, Mode::kOverlay).run(fd); }
+
+base::Digest extract_layer(int fd, const std::string& dest) { return Unpacker(dest, Mode::kMerge).run(fd); }
+
+}  // namespace builder::image

@@ -1,0 +1,88 @@
+// image/store.h — images in a root: OCI manifests and configs as blobs in the content
+// store, names (tags) in the metadata database's `images` table. The image ID is the
+// config digest, as Docker shows it. Knows nothing of builds.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/digest.h"
+#include "base/json.h"
+#include "cache/store.h"
+#include "image/layer.h"
+
+namespace builder::image {
+
+inline constexpr const char* kMediaTypeManifest = "application/vnd.oci.image.manifest.v1+json";
+inline constexpr const char* kMediaTypeIndex = "application/vnd.oci.image.index.v1+json";
+inline constexpr const char* kMediaTypeConfig = "application/vnd.oci.image.config.v1+json";
+inline constexpr const char* kDockerMediaTypeManifest = "application/vnd.docker.distribution.manifest.v2+json";
+inline constexpr const char* kDockerMediaTypeConfig = "application/vnd.docker.container.image.v1+json";
+
+struct Descriptor {
+  std::string media_type;
+  base::Digest digest;
+  uint64_t size = 0;
+};
+
+/// A resolved image: its manifest, config and layers, all present in the blob store.
+struct Image {
+  base::Digest manifest_digest;
+  base::Json manifest;
+  base::Digest config_digest;  ///< the image ID
+  base::Json config;           ///< the whole OCI image config (architecture, os, config, rootfs, history)
+  std::vector<Descriptor> layers;
+  std::vector<base::Digest> diff_ids;
+};
+
+struct ImageRecord {
+  std::string name;  ///< normalised "repo:tag"
+  base::Digest manifest_digest;
+  int64_t created = 0;  ///< unix seconds the tag was set
+};
+
+/// "busybox" -> "busybox:latest"; "docker.io/library/x:1" -> "x:1"; keeps "@sha256:".
+/// Throws base::Error on a malformed reference.
+std::string normalize_ref(const std::string& ref);
+/// The fully qualified form containerd and BuildKit record: "busybox" ->
+/// "docker.io/library/busybox:latest", "r:5000/x" -> "r:5000/x:latest". Throws like
+/// normalize_ref.
+std::string full_ref(const std::string& ref);
+/// Splits a normalised reference into repository and tag ("<none>" if by digest).
+std::pair<std::string, std::string> split_ref(const std::string& normalized);
+
+/// Thread-safe.
+class ImageStore {
+ public:
+  explicit ImageStore(cache::Store& store);
+
+  /// Writes `config` (a complete OCI image config; rootfs.diff_ids must match `layers`)
+  /// and an OCI manifest referencing `layers` (already in the blob store). Returns the
+  /// manifest digest. Does not tag.
+  base::Digest write_image(const base::Json& config, const std::vector<LayerBlob>& layers);
+  /// Writes an OCI manifest for a config and layers already in the blob store (any
+  /// layer media types, e.g. from an archive). Returns its digest. Does not tag.
+  base::Digest write_manifest(const Descriptor& config, const std::vector<Descriptor>& layers);
+  /// Sets `name` (normalised) to point at `manifest`; the manifest must be present.
+  void tag(const std::string& name, const base::Digest& manifest);
+  /// Removes a name; false if it did not exist.
+  bool untag(const std::string& name);
+  /// Resolves a name, "name@sha256:..", a full image or manifest digest, or an image ID
+  /// prefix (at least 4 hex chars, unique). nullopt when nothing matches. A name is
+  /// tried before an ID prefix (as Docker does); an ambiguous prefix throws base::Error.
+  /// Only tagged images are found by image ID.
+  std::optional<Image> resolve(const std::string& ref);
+  /// Loads the image behind a manifest digest (OCI or Docker schema 2 manifest).
+  Image load(const base::Digest& manifest);
+  std::vector<ImageRecord> list();
+  /// Names pointing at a manifest.
+  std::vector<std::string> names_of(const base::Digest& manifest);
+  cache::Store& store() { return store_; }
+
+ private:
+  cache::Store& store_;
+};
+
+}  // namespace builder::image

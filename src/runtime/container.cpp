@@ -1,0 +1,181 @@
+// runtime/container.cpp — `builder run`: image -> snapshots -> container dir -> exec::run.
+#include "runtime/container.h"
+
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <ctime>
+#include <sys/types.h>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "base/json.h"
+#include "base/scope_exit.h"
+#include "exec/sandbox.h"
+#include "image/unpack.h"
+
+namespace builder::runtime {
+namespace {
+
+// The running container's init pid, for the signal handler (0: none). A plain global
+// because a signal handler can reach nothing else.
+std::atomic<int> g_container_pid{0};
+
+extern "C" void forward_signal(int sig) {
+  int pid = g_container_pid.load();
+  if (pid > 0) ::kill(pid, sig);
+}
+
+std::vector<std::string> json_strings(const base::Json& j) {
+  std::vector<std::string> out;
+  if (j.is_array())
+    for (const auto& s : j)
+      if (s.is_string()) out.push_back(s.get<std::string>());
+  return out;
+}
+
+std::string rfc3339_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+const base::Json& inner_config(const base::Json& image_config) {
+  static const base::Json empty = base::Json::object();
+  auto it = image_config.find("config");
+  return (it != image_config.end() && it->is_object()) ? *it : empty;
+}
+
+}  // namespace
+
+std::vector<std::string> container_args(const base::Json& image_config, const RunOptions& opts) {
+  const auto& cfg = inner_config(image_config);
+  std::vector<std::string> args;
+  if (opts.entrypoint) {
+    args = *opts.entrypoint;
+    // Docker: --entrypoint resets the image's Cmd.
+    args.insert(args.end(), opts.command.begin(), opts.command.end());
+    return args;
+  }
+  if (cfg.contains("Entrypoint")) args = json_strings(cfg["Entrypoint"]);
+  if (!opts.command.empty())
+    args.insert(args.end(), opts.command.begin(), opts.command.end());
+  else if (cfg.contains("Cmd")) {
+    auto cmd = json_strings(cfg["Cmd"]);
+    args.insert(args.end(), cmd.begin(), cmd.end());
+  }
+  return args;
+}
+
+std::vector<std::string> container_env(const base::Json& image_config, const std::vector<std::string>& overrides) {
+  const auto& cfg = inner_config(image_config);
+  std::vector<std::string> env = cfg.contains("Env") ? json_strings(cfg["Env"]) : std::vector<std::string>{};
+  auto set = [&env](const std::string& kv) {
+    auto key = kv.substr(0, kv.find('='));
+    for (auto& e : env)
+      if (e.substr(0, e.find('=')) == key) {
+        e = kv;
+        return;
+      }
+    env.push_back(kv);
+  };
+  for (const auto& o : overrides) {
+    if (o.empty()) continue;
+    if (o.find('=') != std::string::npos) {
+      set(o);
+    } else if (const char* v = std::getenv(o.c_str())) {
+      set(o + "=" + v);
+    }  // KEY alone and unset on the host: Docker leaves it out.
+  }
+  return env;
+}
+
+int run_container(cache::Store& store, image::ImageStore& images, const RunOptions& opts) {
+  auto img = images.resolve(opts.image);
+  if (!img) throw base::Error("Unable to find image '" + opts.image + "' locally");
+
+  auto args = container_args(img->config, opts);
+  if (args.empty()) throw base::Error("no command specified");
+  const auto& cfg = inner_config(img->config);
+
+  auto snaps = image::unpack_image(store, *img);
+
+  std::string id = base::random_hex(32);
+  std::string dir = base::path_join(base::path_join(store.root(), "containers"), id);
+  base::make_dirs(base::path_join(dir, "upper"));
+  base::make_dirs(base::path_join(dir, "work"));
+  base::ScopeExit cleanup([&] {
+    // Destructors never throw: a leftover dir is garbage, not a failure.
+    if (opts.remove) try {
+        base::remove_all(dir);
+      } catch (...) {
+      }
+  });
+
+  base::Json record = base::Json::object();
+  record["id"] = id;
+  record["image"] = opts.image;
+  record["image_id"] = img->config_digest.str();
+  record["command"] = args;
+  record["created"] = rfc3339_now();
+  record["status"] = "created";
+  std::string record_path = base::path_join(dir, "config.json");
+  base::write_file_atomic(record_path, record.dump(2) + "\n");
+
+  exec::RunSpec spec;
+  for (auto it = snaps.rbegin(); it != snaps.rend(); ++it) spec.lower_dirs.push_back(cache::Snapshots::relative_fs(*it));
+  spec.layers_base = store.snapshots().base_dir();
+  spec.upper_dir = base::path_join(dir, "upper");
+  spec.work_dir = base::path_join(dir, "work");
+  spec.scratch_dir = base::path_join(store.root(), "run");
+  spec.args = std::move(args);
+  spec.env = container_env(img->config, opts.env);
+  if (!opts.workdir.empty())
+    spec.cwd = opts.workdir;
+  else if (cfg.contains("WorkingDir") && cfg["WorkingDir"].is_string() && !cfg["WorkingDir"].get<std::string>().empty())
+    spec.cwd = cfg["WorkingDir"].get<std::string>();
+  else
+    spec.cwd = "/";
+  if (!opts.user.empty())
+    spec.user = opts.user;
+  else if (cfg.contains("User") && cfg["User"].is_string())
+    spec.user = cfg["User"].get<std::string>();
+  spec.stdin_fd = -1;
+  spec.stdout_fd = 1;
+  spec.stderr_fd = 2;
+  spec.on_start = [](int pid) { g_container_pid.store(pid); };
+
+  struct sigaction sa {}, old_int{}, old_term{};
+  sa.sa_handler = forward_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  ::sigaction(SIGINT, &sa, &old_int);
+  ::sigaction(SIGTERM, &sa, &old_term);
+  base::ScopeExit restore([&] {
+    g_container_pid.store(0);
+    ::sigaction(SIGINT, &old_int, nullptr);
+    ::sigaction(SIGTERM, &old_term, nullptr);
+  });
+
+  record["status"] = "running";
+  base::write_file_atomic(record_path, record.dump(2) + "\n");
+  exec::RunResult res;
+  try {
+    res = exec::run(spec);
+  } catch (...) {
+    record["status"] = "failed";
+    if (!opts.remove) base::write_file_atomic(record_path, record.dump(2) + "\n");
+    throw;
+  }
+  record["status"] = "exited";
+  record["exit_code"] = res.exit_code;
+  if (res.signal) record["signal"] = res.signal;
+  record["finished"] = rfc3339_now();
+  if (!opts.remove) base::write_file_atomic(record_path, record.dump(2) + "\n");
+  return res.exit_code;
+}
+
+}  // namespace builder::runtime

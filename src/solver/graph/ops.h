@@ -1,0 +1,123 @@
+// solver/graph/ops.h — the build graph: the contract between the frontend and the
+// solver. Plain values, no I/O. The frontend produces a Definition; the solver derives
+// cache keys from the canonical encoding (encode.h) and runs vertices in input order.
+// Nothing here knows Dockerfile syntax, sandboxes or snapshots.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "base/error.h"
+#include "base/json.h"
+
+namespace builder::graph {
+
+/// Where a vertex's file system starts from.
+struct SourceOp {
+  enum class Kind { Scratch, Image, Local };
+  Kind kind = Kind::Scratch;
+  /// Image: the normalised reference as written ("busybox:latest").
+  std::string ref;
+  /// Image: the manifest digest it resolved to ("sha256:..."); pins the cache key.
+  std::string digest;
+  /// Local: the name of the local directory ("context"); the solver's backend maps it
+  /// to a host directory.
+  std::string local_name;
+  /// Local: the paths (relative to the local root, may contain wildcards) this source
+  /// selects. Empty means everything. The cache key covers exactly these files.
+  std::vector<std::string> include_patterns;
+  /// Local: .dockerignore-style patterns of paths that never enter the build.
+  std::vector<std::string> exclude_patterns;
+};
+
+enum class NetworkMode { Sandbox, Host, None };
+
+/// Runs one process on top of input 0 (the root file system). The change it makes to
+/// the root becomes the vertex's result (one new layer).
+struct ExecOp {
+  std::vector<std::string> args;  ///< argv; args[0] looked up in PATH from env
+  std::vector<std::string> env;   ///< "KEY=value", in order
+  std::string cwd = "/";          ///< absolute; created if missing
+  std::string user;               ///< "" (root), "name", "uid", "name:group", "uid:gid"
+  NetworkMode network = NetworkMode::Sandbox;
+};
+
+/// Copies files from an input into the target state (input 0).
+struct CopyAction {
+  int src_input = 1;                   ///< index into Vertex::inputs of the source
+  std::vector<std::string> src_paths;  ///< relative to the source root; wildcards allowed
+  std::string dest;                    ///< absolute; a trailing '/' means "into this dir"
+  std::string chown;                   ///< "" (0:0) or "user[:group]", resolved in the target
+  std::optional<uint32_t> chmod;       ///< mode for copied files and dirs
+  bool follow_symlinks = true;         ///< a source that is a symlink copies its target
+  bool allow_wildcard = true;
+  bool allow_empty_wildcard = false;   ///< a wildcard matching nothing is an error unless set
+};
+
+/// Creates a directory (WORKDIR, mount targets).
+struct MkdirAction {
+  std::string path;  ///< absolute
+  uint32_t mode = 0755;
+  bool make_parents = true;
+  std::string chown;  ///< "" (0:0) or "user[:group]"
+};
+
+using FileAction = std::variant<CopyAction, MkdirAction>;
+
+/// File operations applied in order on top of input 0; the change is one layer.
+struct FileOp {
+  std::vector<FileAction> actions;
+};
+
+using Op = std::variant<SourceOp, ExecOp, FileOp>;
+
+struct Vertex {
+  Op op;
+  /// Indices into Definition::vertices; each is smaller than this vertex's own index.
+  std::vector<int> inputs;
+};
+
+/// One history entry of the image config, in order.
+struct History {
+  std::string created_by;
+  std::string comment;
+  bool empty_layer = false;
+  std::string created;  ///< RFC 3339; empty means "the build's time"
+  std::string author;
+};
+
+/// What the exporter writes besides layers: the image config of the target stage.
+struct ImageSpec {
+  /// OCI image config "config" object (Env, Cmd, Entrypoint, WorkingDir, User,
+  /// ExposedPorts, Volumes, Labels, StopSignal, Shell, Healthcheck, OnBuild, ...),
+  /// already including what the base image set.
+  base::Json config = base::Json::object();
+  /// Base image history followed by this build's entries. Every entry with
+  /// empty_layer == false matches one layer of the result, in order.
+  std::vector<History> history;
+  std::string os = "linux";
+  std::string architecture = "amd64";
+  std::string variant;
+  std::string author;
+};
+
+/// A complete build: vertices in topological order and the target.
+struct Definition {
+  std::vector<Vertex> vertices;
+  int result = -1;  ///< the vertex whose result is the image
+  ImageSpec image;
+};
+
+/// Where each vertex came from; kept beside the Definition, outside its digest.
+struct SourceInfo {
+  base::SourceRange range;  ///< the instruction's range in the Dockerfile
+  std::string name;         ///< progress name: "[build 2/4] RUN make"
+  std::string stage;        ///< stage name or index
+};
+using SourceMap = std::vector<SourceInfo>;  ///< indexed like Definition::vertices
+
+}  // namespace builder::graph

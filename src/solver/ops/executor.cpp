@@ -1,0 +1,242 @@
+#include "solver/ops/executor.h"
+
+#include <unistd.h>
+
+#include <ctime>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "base/strings.h"
+#include "cache/checksum.h"
+#include "exec/sandbox.h"
+#include "image/layer.h"
+#include "image/unpack.h"
+#include "solver/ops/file_op.h"
+
+namespace builder::ops {
+
+std::vector<std::string> layer_paths_top_first(cache::Store& store, const Result& r) {
+  if (!r.local_dir.empty()) return {r.local_dir};
+  std::vector<std::string> out;
+  for (auto it = r.layers.rbegin(); it != r.layers.rend(); ++it) out.push_back(store.snapshots().fs_path(*it));
+  return out;
+}
+
+LocalExecutor::LocalExecutor(cache::Store& store, image::ImageStore& images,
+                             std::map<std::string, std::string> locals)
+    : store_(store), images_(images), locals_(std::move(locals)) {}
+
+std::string LocalExecutor::local_dir(const std::string& name) const {
+  auto it = locals_.find(name);
+  if (it == locals_.end()) throw base::Error("no local directory named `" + name + "`");
+  return it->second;
+}
+
+std::string LocalExecutor::content_key(const graph::Vertex& v) {
+  const auto* s = std::get_if<graph::SourceOp>(&v.op);
+  if (!s || s->kind != graph::SourceOp::Kind::Local) return {};
+  return cache::checksum_paths(local_dir(s->local_name), s->include_patterns, s->exclude_patterns);
+}
+
+std::optional<Result> LocalExecutor::lookup(const graph::Vertex& v, const std::string& key) {
+  if (const auto* s = std::get_if<graph::SourceOp>(&v.op)) {
+    // Local sources are read in place; scratch has no layers. Both are free.
+    if (s->kind == graph::SourceOp::Kind::Local) return Result{{}, local_dir(s->local_name)};
+    if (s->kind == graph::SourceOp::Kind::Scratch) return Result{};
+  }
+  auto value = store_.index().get(key);
+  if (!value) return std::nullopt;
+  Result r;
+  try {
+    r = decode_result(*value);
+  } catch (const base::Error&) {
+    return std::nullopt;
+  }
+  for (const auto& id : r.layers)
+    if (!store_.snapshots().get(id)) return std::nullopt;
+  return r;
+}
+
+Result LocalExecutor::execute(const graph::Vertex& v, const std::vector<Result>& inputs, const std::string& key,
+                              const OutputFn& out) {
+  Result r = std::visit(
+      [&](const auto& op) -> Result {
+        using T = std::decay_t<decltype(op)>;
+        if constexpr (std::is_same_v<T, graph::SourceOp>) return run_source(op);
+        else if constexpr (std::is_same_v<T, graph::ExecOp>) return run_exec(op, inputs, out);
+        else return run_file(op, inputs);
+      },
+      v.op);
+  if (r.local_dir.empty()) store_.index().put(key, encode_result(r));
+  return r;
+}
+
+Result LocalExecutor::run_source(const graph::SourceOp& op) {
+  switch (op.kind) {
+    case graph::SourceOp::Kind::Scratch: return Result{};
+    case graph::SourceOp::Kind::Local: return Result{{}, local_dir(op.local_name)};
+    case graph::SourceOp::Kind::Image: {
+      auto digest = base::Digest::parse(op.digest);
+      image::Image img = images_.load(digest);
+      return Result{image::unpack_image(store_, img), {}};
+    }
+  }
+  return Result{};
+}
+
+Result LocalExecutor::run_exec(const graph::ExecOp& op, const std::vector<Result>& inputs, const OutputFn& out) {
+  const Result& root = inputs.at(0);
+  auto pending = store_.snapshots().create();
+  exec::RunSpec spec;
+  for (auto it = root.layers.rbegin(); it != root.layers.rend(); ++it)
+    spec.lower_dirs.push_back(cache::Snapshots::relative_fs(*it));
+  spec.layers_base = store_.snapshots().base_dir();
+  spec.upper_dir = pending.fs_dir();
+  spec.work_dir = pending.work_dir();
+  spec.scratch_dir = store_.root() + "/run";
+  spec.args = op.args;
+  spec.env = op.env;
+  spec.cwd = op.cwd.empty() ? "/" : op.cwd;
+  spec.user = op.user;
+  spec.host_network = op.network == graph::NetworkMode::Host;
+  spec.on_output = out;
+  // Keep the last output for the error message; the full log streams to `out`.
+  std::string tail;
+  spec.on_output = [&](std::string_view s) {
+    out(s);
+    tail.append(s);
+    if (tail.size() > 8192) tail.erase(0, tail.size() - 4096);
+  };
+  exec::RunResult rr = exec::run(spec);
+  if (rr.exit_code != 0) {
+    std::string cmd;
+    for (size_t i = 0; i < op.args.size(); ++i) cmd += (i ? " " : "") + op.args[i];
+    base::Error e("process \"" + cmd + "\" did not complete successfully: exit code: " +
+                  std::to_string(rr.exit_code));
+    e.set_exit_code(rr.exit_code);
+    e.set_detail(tail);
+    throw e;
+  }
+  Result r = root;
+  r.layers.push_back(pending.commit(root.layers.empty() ? std::string() : root.layers.back()));
+  return r;
+}
+
+static std::optional<Owner> resolve_owner(const std::string& chown, const std::vector<std::string>& lowers_top_first,
+                                          const std::string& upper) {
+  if (chown.empty()) return std::nullopt;
+  exec::RunSpec spec;
+  spec.lower_dirs = lowers_top_first;
+  spec.upper_dir = upper;
+  spec.user = chown;
+  auto cred = exec::resolve_user(spec);
+  return Owner{cred.uid, cred.gid};
+}
+
+Result LocalExecutor::run_file(const graph::FileOp& op, const std::vector<Result>& inputs) {
+  const Result& target = inputs.at(0);
+  auto pending = store_.snapshots().create();
+  std::vector<std::string> target_layers = layer_paths_top_first(store_, target);
+  std::vector<std::vector<std::string>> sources;
+  for (const auto& in : inputs) sources.push_back(layer_paths_top_first(store_, in));
+  for (const auto& action : op.actions) {
+    const std::string& chown = std::visit([](const auto& a) -> const std::string& { return a.chown; }, action);
+    apply_file_action(action, pending.fs_dir(), target_layers, sources,
+                      resolve_owner(chown, target_layers, pending.fs_dir()));
+  }
+  Result r = target;
+  r.layers.push_back(pending.commit(target.layers.empty() ? std::string() : target.layers.back()));
+  return r;
+}
+
+static std::string rfc3339(std::time_t t) {
+  char buf[64];
+  struct tm tm;
+  ::gmtime_r(&t, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+ExportedImage LocalExecutor::export_image(const Result& result, const graph::ImageSpec& spec) {
+  std::vector<image::LayerBlob> layers;
+  std::vector<bool> empty;
+  for (const auto& id : result.layers) {
+    auto info = store_.snapshots().get(id);
+    if (!info) throw base::Error("snapshot " + id + " disappeared during export");
+    image::LayerBlob blob;
+    if (!info->blob_digest.empty() && store_.blobs().has(base::Digest::parse(info->blob_digest))) {
+      blob.diff_id = base::Digest::parse(info->diff_id);
+      blob.digest = base::Digest::parse(info->blob_digest);
+      blob.size = static_cast<uint64_t>(info->blob_size);
+      blob.empty = false;
+    } else {
+      blob = image::write_layer(store_.snapshots().fs_path(id), store_.blobs());
+      if (!blob.empty)
+        store_.snapshots().set_blob(id, blob.diff_id.str(), blob.digest.str(), static_cast<int64_t>(blob.size),
+                                    image::kMediaTypeLayerGzip);
+    }
+    layers.push_back(blob);
+  }
+  // Map history entries that claim a layer onto the layers, in order; empty layers are
+  // dropped and their entries marked empty_layer, as BuildKit does.
+  std::string now = rfc3339(std::time(nullptr));
+  base::Json history = base::Json::array();
+  std::vector<image::LayerBlob> kept;
+  size_t next = 0;
+  for (const auto& h : spec.history) {
+    base::Json e;
+    e["created"] = h.created.empty() ? now : h.created;
+    if (!h.author.empty()) e["author"] = h.author;
+    e["created_by"] = h.created_by;
+    if (!h.comment.empty()) e["comment"] = h.comment;
+    bool is_empty = h.empty_layer;
+    if (!h.empty_layer) {
+      if (next >= layers.size())
+        throw base::Error("image history names more layers than the build produced (" +
+                          std::to_string(layers.size()) + ")");
+      if (layers[next].empty) is_empty = true;
+      else kept.push_back(layers[next]);
+      ++next;
+    }
+    if (is_empty) e["empty_layer"] = true;
+    history.push_back(std::move(e));
+  }
+  for (; next < layers.size(); ++next)
+    if (!layers[next].empty) throw base::Error("the build produced a layer that no history entry describes");
+  base::Json config;
+  config["architecture"] = spec.architecture;
+  if (!spec.author.empty()) config["author"] = spec.author;
+  config["config"] = spec.config;
+  config["created"] = now;
+  config["history"] = history;
+  config["os"] = spec.os;
+  base::Json diff_ids = base::Json::array();
+  for (const auto& l : kept) diff_ids.push_back(l.diff_id.str());
+  config["rootfs"] = {{"type", "layers"}, {"diff_ids", diff_ids}};
+  if (!spec.variant.empty()) config["variant"] = spec.variant;
+  base::Digest manifest = images_.write_image(config, kept);
+  image::Image img = images_.load(manifest);
+  return ExportedImage{manifest, img.config_digest};
+}
+
+void LocalExecutor::export_local(const Result& result, const std::string& dest) {
+  base::make_dirs(dest);
+  for (const auto& id : result.layers) {
+    auto info = store_.snapshots().get(id);
+    if (!info) throw base::Error("snapshot " + id + " disappeared during export");
+    base::Digest blob;
+    if (!info->blob_digest.empty()) {
+      blob = base::Digest::parse(info->blob_digest);
+    } else {
+      auto lb = image::write_layer(store_.snapshots().fs_path(id), store_.blobs());
+      if (lb.empty) continue;
+      store_.snapshots().set_blob(id, lb.diff_id.str(), lb.digest.str(), static_cast<int64_t>(lb.size),
+                                  image::kMediaTypeLayerGzip);
+      blob = lb.digest;
+    }
+    base::Fd fd = store_.blobs().open(blob);
+    image::extract_layer(fd.get(), dest);
+  }
+}
+
+}  // namespace builder::ops

@@ -1,0 +1,75 @@
+// solver/ops/executor.h — the only adapter between the graph and the machinery: turns
+// a graph op into snapshot, sandbox and image-store calls. The solver sees only the
+// Executor interface (so tests can count executions with a fake); LocalExecutor is the
+// real one over one builder root.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cache/store.h"
+#include "image/store.h"
+#include "solver/graph/ops.h"
+#include "solver/ops/result.h"
+
+namespace builder::ops {
+
+using OutputFn = std::function<void(std::string_view)>;
+
+/// Thread-safe: the solver calls it from several threads at once.
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  /// Key material beyond the op's encoding: a content checksum of the selected files
+  /// for local sources; empty for other ops.
+  virtual std::string content_key(const graph::Vertex& v) = 0;
+  /// The cached result for `key`, or nullopt (a miss is not an error). Results whose
+  /// snapshots are gone are misses.
+  virtual std::optional<Result> lookup(const graph::Vertex& v, const std::string& key) = 0;
+  /// Runs the op on its inputs' results and records `key` -> result. Step output goes
+  /// to `out`. Throws base::Error (exit_code set for a failed process).
+  virtual Result execute(const graph::Vertex& v, const std::vector<Result>& inputs, const std::string& key,
+                         const OutputFn& out) = 0;
+};
+
+struct ExportedImage {
+  base::Digest manifest;
+  base::Digest config;  ///< the image ID
+};
+
+class LocalExecutor : public Executor {
+ public:
+  /// `locals` maps local source names ("context") to host directories.
+  LocalExecutor(cache::Store& store, image::ImageStore& images, std::map<std::string, std::string> locals);
+
+  std::string content_key(const graph::Vertex& v) override;
+  std::optional<Result> lookup(const graph::Vertex& v, const std::string& key) override;
+  Result execute(const graph::Vertex& v, const std::vector<Result>& inputs, const std::string& key,
+                 const OutputFn& out) override;
+
+  /// Writes the image for `result` (layers exported to blobs once, then reused) with
+  /// the config and history of `spec`; empty layers are dropped and their history
+  /// entries marked empty_layer, as BuildKit does. Does not tag.
+  ExportedImage export_image(const Result& result, const graph::ImageSpec& spec);
+  /// Materialises `result` as a plain directory tree at `dest` (--output type=local).
+  void export_local(const Result& result, const std::string& dest);
+
+ private:
+  Result run_source(const graph::SourceOp& op);
+  Result run_exec(const graph::ExecOp& op, const std::vector<Result>& inputs, const OutputFn& out);
+  Result run_file(const graph::FileOp& op, const std::vector<Result>& inputs);
+  std::string local_dir(const std::string& name) const;
+
+  cache::Store& store_;
+  image::ImageStore& images_;
+  std::map<std::string, std::string> locals_;
+};
+
+/// Host paths of a result's layers, top-most first (as overlayfs lowerdir wants).
+std::vector<std::string> layer_paths_top_first(cache::Store& store, const Result& r);
+
+}  // namespace builder::ops

@@ -1,0 +1,187 @@
+#include "solver/solver.h"
+
+#include <tbb/global_control.h>
+#include <tbb/task_arena.h>
+#include <tbb/task_group.h>
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "base/digest.h"
+#include "base/error.h"
+#include "solver/graph/encode.h"
+
+namespace builder::solver {
+
+Solver::Solver(ops::Executor& executor, SolveOptions options) : executor_(executor), options_(options) {}
+
+namespace {
+
+struct Run {
+  const graph::Definition& def;
+  ops::Executor& exec;
+  const ProgressFn& progress;
+  bool no_cache;
+  std::vector<bool> needed;
+  std::vector<std::vector<int>> dependents;
+  std::vector<std::atomic<int>> waiting;
+  std::vector<std::string> keys;
+  std::vector<ops::Result> results;
+  std::mutex mu;  // guards progress calls, first_error, inflight
+  std::exception_ptr first_error;
+  std::atomic<bool> failed{false};
+  // Single flight: vertices with equal keys run once; later ones wait for the first.
+  std::map<std::string, std::shared_future<ops::Result>> inflight;
+
+  Run(const graph::Definition& d, ops::Executor& e, const ProgressFn& p, bool nc)
+      : def(d), exec(e), progress(p), no_cache(nc), needed(d.vertices.size()), dependents(d.vertices.size()),
+        waiting(d.vertices.size()), keys(d.vertices.size()), results(d.vertices.size()) {}
+
+  void emit(Event ev) {
+    if (!progress) return;
+    std::lock_guard lk(mu);
+    progress(ev);
+  }
+
+  std::string key_of(int v) {
+    const auto& vx = def.vertices[v];
+    base::Sha256 h;
+    h.update(kCacheKeyVersion);
+    h.update("\n");
+    h.update(graph::encode_op(vx.op));
+    for (int in : vx.inputs) {
+      h.update("\ninput:");
+      h.update(keys[in]);
+    }
+    std::string content = exec.content_key(vx);
+    if (!content.empty()) {
+      h.update("\ncontent:");
+      h.update(content);
+    }
+    return h.finish().str();
+  }
+
+  void solve_one(int v) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto secs = [&] {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    const auto& vx = def.vertices[v];
+    keys[v] = key_of(v);
+    emit({Event::Kind::Start, v, {}, 0});
+    bool is_source = std::holds_alternative<graph::SourceOp>(vx.op);
+    if (!no_cache || is_source) {
+      if (auto hit = exec.lookup(vx, keys[v])) {
+        results[v] = std::move(*hit);
+        emit({Event::Kind::Cached, v, {}, secs()});
+        return;
+      }
+    }
+    std::promise<ops::Result> promise;
+    std::shared_future<ops::Result> theirs;
+    {
+      std::lock_guard lk(mu);
+      auto it = inflight.find(keys[v]);
+      if (it != inflight.end()) theirs = it->second;
+      else inflight.emplace(keys[v], promise.get_future().share());
+    }
+    if (theirs.valid()) {
+      results[v] = theirs.get();  // rethrows the first run's failure
+      emit({Event::Kind::Cached, v, {}, secs()});
+      return;
+    }
+    try {
+      std::vector<ops::Result> inputs;
+      for (int in : vx.inputs) inputs.push_back(results[in]);
+      results[v] = exec.execute(vx, inputs, keys[v], [&](std::string_view s) {
+        emit({Event::Kind::Log, v, std::string(s), 0});
+      });
+      promise.set_value(results[v]);
+    } catch (...) {
+      promise.set_exception(std::current_exception());
+      throw;
+    }
+    emit({Event::Kind::Done, v, {}, secs()});
+  }
+
+  void fail(int v, std::exception_ptr ep, double secs) {
+    std::string msg;
+    try {
+      std::rethrow_exception(ep);
+    } catch (base::Error& e) {
+      e.set_vertex(std::to_string(v));
+      msg = e.message();
+      ep = std::make_exception_ptr(e);
+    } catch (const std::exception& e) {
+      base::Error err(e.what());
+      err.set_vertex(std::to_string(v));
+      msg = e.what();
+      ep = std::make_exception_ptr(err);
+    }
+    emit({Event::Kind::Error, v, msg, secs});
+    std::lock_guard lk(mu);
+    if (!first_error) first_error = ep;
+    failed = true;
+  }
+
+  void schedule(tbb::task_group& tg, int v) {
+    tg.run([this, &tg, v] {
+      if (failed) return;
+      auto t0 = std::chrono::steady_clock::now();
+      try {
+        solve_one(v);
+      } catch (...) {
+        fail(v, std::current_exception(),
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        return;
+      }
+      for (int d : dependents[v])
+        if (waiting[d].fetch_sub(1) == 1) schedule(tg, d);
+    });
+  }
+};
+
+}  // namespace
+
+ops::Result Solver::build(const graph::Definition& def, const ProgressFn& progress) {
+  graph::validate(def);
+  Run run(def, executor_, progress, options_.no_cache);
+  // Only what the result depends on is solved: unused stages are never touched.
+  std::vector<int> stack{def.result};
+  while (!stack.empty()) {
+    int v = stack.back();
+    stack.pop_back();
+    if (run.needed[v]) continue;
+    run.needed[v] = true;
+    for (int in : def.vertices[v].inputs) stack.push_back(in);
+  }
+  const int n = static_cast<int>(def.vertices.size());
+  std::vector<int> ready;
+  for (int v = 0; v < n; ++v) {
+    if (!run.needed[v]) continue;
+    // An input listed twice counts twice, and is decremented twice.
+    run.waiting[v] = static_cast<int>(def.vertices[v].inputs.size());
+    for (int in : def.vertices[v].inputs) run.dependents[in].push_back(v);
+    if (def.vertices[v].inputs.empty()) ready.push_back(v);
+  }
+  int par = options_.parallelism > 0 ? options_.parallelism
+                                     : static_cast<int>(std::max(2u, std::thread::hardware_concurrency()));
+  // Steps mostly wait on sandboxed processes, so allow more workers than cores.
+  const int workers = std::max(par, 2) * 2;
+  tbb::global_control allow(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(workers));
+  tbb::task_arena arena(workers);
+  arena.execute([&] {
+    tbb::task_group tg;
+    for (int v : ready) run.schedule(tg, v);
+    tg.wait();
+  });
+  if (run.first_error) std::rethrow_exception(run.first_error);
+  return run.results[def.result];
+}
+
+}  // namespace builder::solver

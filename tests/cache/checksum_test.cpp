@@ -1,0 +1,156 @@
+#include "cache/checksum.h"
+
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+
+#include "base/error.h"
+#include "cache_test_util.h"
+
+using namespace builder;
+
+namespace {
+
+struct Context {
+  base::TempDir tmp{"/tmp", "cache-ctx-"};
+  std::string dir = tmp.path() + "/ctx";
+  Context() {
+    test::write(dir + "/a.txt", "a");
+    test::write(dir + "/b.txt", "b");
+    test::write(dir + "/app.log", "log");
+    test::write(dir + "/README.md", "readme");
+    test::write(dir + "/NOTES.md", "notes");
+    test::write(dir + "/src/main.c", "int main;");
+    test::write(dir + "/src/deep/x.txt", "x");
+    test::write(dir + "/build/out.o", "obj");
+    REQUIRE(::symlink("a.txt", (dir + "/link").c_str()) == 0);
+  }
+  std::string sum(const std::vector<std::string>& inc, const std::vector<std::string>& exc = {}) {
+    return cache::checksum_paths(dir, inc, exc);
+  }
+  std::string p(const std::string& rel) { return dir + "/" + rel; }
+};
+
+void touch_mtime(const std::string& path) {
+  struct timeval tv[2] = {{1000000, 0}, {1000000, 0}};
+  REQUIRE(::lutimes(path.c_str(), tv) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("checksum: stable, 32 hex chars, independent of mtime") {
+  Context c;
+  std::string all = c.sum({});
+  CHECK(all.size() == 32);
+  CHECK(all.find_first_not_of("0123456789abcdef") == std::string::npos);
+  CHECK(c.sum({}) == all);
+  CHECK(c.sum({"."}) == all);
+  touch_mtime(c.p("a.txt"));
+  touch_mtime(c.p("src"));
+  touch_mtime(c.p("link"));
+  CHECK(c.sum({}) == all);
+}
+
+TEST_CASE("checksum: changes with content, mode and symlink target of selected files") {
+  Context c;
+  std::string before = c.sum({"a.txt", "link"});
+  test::write(c.p("a.txt"), "A");
+  std::string after_content = c.sum({"a.txt", "link"});
+  CHECK(after_content != before);
+
+  REQUIRE(::chmod(c.p("a.txt").c_str(), 0600) == 0);
+  std::string after_mode = c.sum({"a.txt", "link"});
+  CHECK(after_mode != after_content);
+
+  REQUIRE(::unlink(c.p("link").c_str()) == 0);
+  REQUIRE(::symlink("b.txt", c.p("link").c_str()) == 0);
+  CHECK(c.sum({"a.txt", "link"}) != after_mode);
+
+  // Renaming a selected file changes the checksum too.
+  std::string now = c.sum({"src"});
+  REQUIRE(::rename(c.p("src/main.c").c_str(), c.p("src/main2.c").c_str()) == 0);
+  CHECK(c.sum({"src"}) != now);
+}
+
+TEST_CASE("checksum: unselected files do not matter") {
+  Context c;
+  std::string before = c.sum({"a.txt"});
+  test::write(c.p("b.txt"), "changed");
+  test::write(c.p("src/new.c"), "new");
+  REQUIRE(::chmod(c.p("README.md").c_str(), 0600) == 0);
+  CHECK(c.sum({"a.txt"}) == before);
+  // A pattern that matches nothing contributes nothing (the caller reports it).
+  CHECK(c.sum({"a.txt", "missing/*.c", "nope"}) == before);
+  CHECK(c.sum({"nope"}) == c.sum({"also-nope"}));
+}
+
+TEST_CASE("checksum: a selected directory brings its whole subtree") {
+  Context c;
+  std::string before = c.sum({"src"});
+  CHECK(c.sum({"src/"}) == before);
+  CHECK(c.sum({"./src"}) == before);
+  test::write(c.p("src/deep/x.txt"), "y");
+  CHECK(c.sum({"src"}) != before);
+  std::string deep = c.sum({"src/deep/x.txt"});
+  test::write(c.p("src/main.c"), "changed");
+  CHECK(c.sum({"src/deep/x.txt"}) == deep);
+}
+
+TEST_CASE("checksum: wildcard include patterns") {
+  Context c;
+  std::string txt = c.sum({"*.txt"});
+  test::write(c.p("src/deep/x.txt"), "not top level");  // `*` does not cross `/`
+  test::write(c.p("app.log"), "changed");
+  CHECK(c.sum({"*.txt"}) == txt);
+  test::write(c.p("b.txt"), "B");
+  CHECK(c.sum({"*.txt"}) != txt);
+  CHECK(c.sum({"?.txt"}) == c.sum({"*.txt"}));
+  CHECK(c.sum({"[ab].txt"}) == c.sum({"a.txt", "b.txt"}));
+
+  std::string src = c.sum({"src/*"});
+  CHECK(src == c.sum({"src/deep", "src/main.c"}));
+  test::write(c.p("src/deep/x.txt"), "deeper change");  // src/* selects src/deep whole
+  CHECK(c.sum({"src/*"}) != src);
+  std::string after = c.sum({"src/*"});
+  test::write(c.p("a.txt"), "outside");
+  CHECK(c.sum({"src/*"}) == after);
+}
+
+TEST_CASE("checksum: exclude patterns (.dockerignore)") {
+  Context c;
+  std::string base = c.sum({}, {"*.log", "build", "*.md", "!README.md"});
+  test::write(c.p("app.log"), "more log");
+  test::write(c.p("build/out.o"), "relinked");
+  test::write(c.p("build/new/thing"), "x");
+  test::write(c.p("NOTES.md"), "more notes");
+  CHECK(c.sum({}, {"*.log", "build", "*.md", "!README.md"}) == base);
+  test::write(c.p("README.md"), "re-included");
+  CHECK(c.sum({}, {"*.log", "build", "*.md", "!README.md"}) != base);
+
+  // Excludes apply within includes, with leading slashes and `**`.
+  std::string src = c.sum({"src"}, {"/src/deep"});
+  test::write(c.p("src/deep/x.txt"), "ignored");
+  CHECK(c.sum({"src"}, {"/src/deep"}) == src);
+  std::string any = c.sum({}, {"**/x.txt"});
+  test::write(c.p("src/deep/x.txt"), "ignored again");
+  CHECK(c.sum({}, {"**/x.txt"}) == any);
+  // Excluding nothing that exists changes nothing.
+  CHECK(c.sum({}, {"nothing-here"}) == c.sum({}));
+}
+
+TEST_CASE("checksum: symlinks are never followed") {
+  Context c;
+  test::write(c.tmp.path() + "/outside/secret", "s1");
+  REQUIRE(::symlink((c.tmp.path() + "/outside").c_str(), c.p("out").c_str()) == 0);
+  std::string before = c.sum({"out"});
+  CHECK(c.sum({"out/*"}) == c.sum({"nope"}));  // not a directory to us
+  CHECK(before != c.sum({"nope"}));
+  test::write(c.tmp.path() + "/outside/secret", "s2");
+  CHECK(c.sum({"out"}) == before);
+  CHECK(c.sum({}) == c.sum({}));
+}
+
+TEST_CASE("checksum: a missing directory is an error") {
+  base::TempDir tmp("/tmp", "cache-ctx-");
+  CHECK_THROWS_AS(cache::checksum_paths(tmp.path() + "/missing", {}, {}), base::Error);
+}
