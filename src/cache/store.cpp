@@ -149,9 +149,32 @@ Store::~Store() {
   }
 }
 
+void Store::remove_stale_scratch() {
+  std::string run = root_ + "/run";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(run, ec)) {
+    std::string name = entry.path().filename().string();
+    // Scratch directories are `<what>-<pid>-<random>`; lock files are `<pid>.lock`.
+    auto first = name.find('-');
+    auto second = first == std::string::npos ? std::string::npos : name.find('-', first + 1);
+    if (second == std::string::npos || second == first + 1) continue;
+    std::string pid_text = name.substr(first + 1, second - first - 1);
+    if (pid_text.find_first_not_of("0123456789") != std::string::npos || pid_text.size() > 9) continue;
+    int pid = std::stoi(pid_text);
+    if (process_alive(root_, pid)) continue;
+    base::log_debug("store: repair removes scratch directory `" + name + "` of dead process " + pid_text);
+    try {
+      base::remove_all(entry.path().string());
+    } catch (const base::Error& e) {
+      base::log_warn(std::string("store: cannot remove stale scratch directory: ") + e.what());
+    }
+  }
+}
+
 void Store::repair() {
   blobs_.remove_stale_ingests();
   snapshots_->repair();
+  remove_stale_scratch();
   // Index values are JSON arrays of snapshot ids (ops/ writes them); a row naming a
   // snapshot that is gone would hand out a missing layer, so it goes. Values that are
   // not such arrays are opaque to us and kept.

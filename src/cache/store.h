@@ -13,17 +13,22 @@
 
 namespace builder::cache {
 
+/// Scratch space for a process's short-lived directories is `run/` (scratch_dir()):
+/// name them `<what>-<pid>-<random>` so repair can remove those a killed process left.
+///
 /// Thread-safe. Holds a shared lock on root/lock for its lifetime and a per-process
 /// liveness lock (root/run/<pid>.lock) that repair uses to tell dead writers from live ones.
 class Store {
  public:
   /// Creates root/{content/blobs/sha256,content/ingest,snapshots,containers,volumes,run},
   /// opens metadata.db, then repairs (stale ingests, pending snapshots of dead
-  /// processes, snapshot dirs with no row, index rows pointing at missing snapshots).
+  /// processes, snapshot dirs with no row, index rows pointing at missing snapshots,
+  /// scratch dirs `run/<what>-<pid>-<random>` of dead processes).
   explicit Store(std::string root);
   ~Store();
 
   const std::string& root() const { return root_; }
+  std::string scratch_dir() const { return root_ + "/run"; }
   Db& db() { return *db_; }
   BlobStore& blobs() { return blobs_; }
   Snapshots& snapshots() { return *snapshots_; }
@@ -31,6 +36,7 @@ class Store {
 
  private:
   void repair();
+  void remove_stale_scratch();
 
   std::string root_;
   std::string live_key_;  ///< canonical root, the key of the process-wide liveness lock

@@ -276,7 +276,8 @@ RunResult run(const RunSpec& spec) {
   LayerView view(spec);
   const bool writable = !spec.upper_dir.empty();
 
-  base::TempDir tmp(absolute(spec.scratch_dir), "sandbox-");
+  // The pid in the name lets the store's repair remove it if we are killed.
+  base::TempDir tmp(absolute(spec.scratch_dir), "sandbox-" + std::to_string(::getpid()) + "-");
   Prepared p;
   p.root = tmp.path() + "/root";
   base::check_sys(::mkdir(p.root.c_str(), 0755), "sandbox: mkdir", p.root);

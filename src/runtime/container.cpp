@@ -130,7 +130,7 @@ int run_container(cache::Store& store, image::ImageStore& images, const RunOptio
   spec.layers_base = store.snapshots().base_dir();
   spec.upper_dir = base::path_join(dir, "upper");
   spec.work_dir = base::path_join(dir, "work");
-  spec.scratch_dir = base::path_join(store.root(), "run");
+  spec.scratch_dir = store.scratch_dir();
   spec.args = std::move(args);
   spec.env = container_env(img->config, opts.env);
   if (!opts.workdir.empty())

@@ -107,6 +107,17 @@ TEST_CASE("e2e: a rebuild is fully cached and prints no step output") {
     CHECK_MESSAGE(cached_ids.count(id) == 1, "step #" << id << " not cached\n" << second.describe());
   CHECK_MESSAGE(cached_lines >= steps.size(), second.describe());
   CHECK_MESSAGE(second.out.find("step-output-marker") == std::string::npos, second.describe());
+  // Nothing ran, so nothing changed: the same config, the same image ID (stdout).
+  CHECK_MESSAGE(first.out == second.out, first.describe() << "\n" << second.describe());
+  CHECK(first.out.rfind("sha256:", 0) == 0);
+
+  // --no-cache runs every step again.
+  Result third = root.builder({"build", "--progress=plain", "--no-cache", "-t", "cached", ctx});
+  REQUIRE_MESSAGE(third.status == 0, third.describe());
+  CHECK_MESSAGE(third.err.find("step-output-marker") != std::string::npos, third.describe());
+  // Only sources (the base image, the context) may be reused; the 4 steps run.
+  CHECK_MESSAGE(builder::e2e::count(third.err, " CACHED") <= 2, third.describe());
+  CHECK_MESSAGE(builder::e2e::count(third.err, " DONE ") >= 4, third.describe());
 
   Result r = root.builder({"run", "--rm", "cached"});
   CHECK_MESSAGE(r.out == "cache test data\n", r.describe());
