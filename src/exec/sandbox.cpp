@@ -15,9 +15,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <climits>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <set>
 
 #include "base/error.h"
 #include "base/fd.h"
@@ -262,10 +265,47 @@ base::SysError step_error(const Prepared& p, const RunSpec& spec, const ErrorRec
   return e;
 }
 
+// Every running container of this process, as pidfds (immune to pid reuse), so that
+// cancel_all() can kill them from another thread.
+std::mutex g_running_mu;
+std::set<int> g_running;
+std::atomic<bool> g_cancelled{false};
+
+/// Registers a running container's pidfd for cancel_all() for its lifetime.
+class Running {
+ public:
+  explicit Running(int pid) : pidfd_(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))) {
+    if (!pidfd_) return;  // no pidfd_open: cancel_all() cannot reach it; PDEATHSIG still does
+    std::lock_guard lk(g_running_mu);
+    g_running.insert(pidfd_.get());
+    // A cancel that raced with our start must still stop us.
+    if (g_cancelled.load()) ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+  }
+  ~Running() {
+    if (!pidfd_) return;
+    std::lock_guard lk(g_running_mu);
+    g_running.erase(pidfd_.get());
+  }
+  Running(const Running&) = delete;
+  Running& operator=(const Running&) = delete;
+
+ private:
+  base::Fd pidfd_;
+};
+
 }  // namespace
+
+void cancel_all() noexcept {
+  g_cancelled.store(true);
+  std::lock_guard lk(g_running_mu);
+  for (int fd : g_running) ::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
+}
+
+bool cancelled() noexcept { return g_cancelled.load(); }
 
 RunResult run(const RunSpec& spec) {
   if (spec.args.empty()) throw base::Error("sandbox: no command to run");
+  if (g_cancelled.load()) throw base::Error("sandbox: cancelled");
   if (spec.upper_dir.empty() != spec.work_dir.empty())
     throw base::Error("sandbox: upper_dir and work_dir must be set together");
   if (spec.hostname.size() > HOST_NAME_MAX)
@@ -427,6 +467,9 @@ RunResult run(const RunSpec& spec) {
     throw step_error(p, spec, rec);
   }
   sync_parent.reset();
+  // Destroyed before `child` is reaped (declared after it), so the pidfd never
+  // outlives the process it names.
+  Running running(child.get());
   if (spec.on_start) spec.on_start(child.get());
 
   // ---- output until every writer (the whole container) is gone

@@ -77,6 +77,14 @@ struct RunResult {
 /// directory on the host when it returns or throws. Thread-safe.
 RunResult run(const RunSpec& spec);
 
+/// Kills (SIGKILL) every container run() of this process is running, and makes later
+/// run() calls throw "sandbox: cancelled": for Ctrl-C and SIGTERM, so a build stops
+/// and unwinds through its owners instead of dying. Thread-safe; not for use inside a
+/// signal handler (it takes a lock): call it from a thread that sigwait()s.
+void cancel_all() noexcept;
+/// Whether cancel_all() was called.
+bool cancelled() noexcept;
+
 /// Resolves `user` ("name[:group]", "uid[:gid]") against passwd/group files of a root
 /// made of `lower_dirs` (top-most first, relative to `layers_base`) plus `upper_dir`.
 struct Credentials {

@@ -1,5 +1,5 @@
-// Image archives: `save` as an OCI layout tar or a docker-save tar (which is the OCI
-// layout plus manifest.json and repositories, as Docker 25+ writes it), `load` of
+// Image archives: `save` as an OCI layout tar or a docker-save tar (both the OCI layout
+// plus manifest.json, as Docker 25+ and BuildKit write them), `load` of
 // either (including the legacy docker layout with <id>/layer.tar), and `import` of a
 // rootfs tar.
 #include "image/archive.h"
@@ -176,22 +176,10 @@ void write_oci_layout(TarFile& tar, ImageStore& images, const std::vector<Saved>
   tar.file("index.json", index.dump());
 }
 
-}  // namespace
-
-void save_oci_archive(ImageStore& images, const std::vector<std::string>& refs, const std::string& out_path) {
-  auto saved = resolve_all(images, refs);
-  TarFile tar(out_path);
-  write_oci_layout(tar, images, saved);
-  tar.commit();
-}
-
-void save_docker_archive(ImageStore& images, const std::vector<std::string>& refs, const std::string& out_path) {
-  auto saved = resolve_all(images, refs);
-  TarFile tar(out_path);
-  write_oci_layout(tar, images, saved);
-
-  // One manifest.json entry per image, every name of it in RepoTags. Layers stay
-  // gzip blobs: docker load and skopeo's docker-archive transport decompress them.
+/// manifest.json (and `repositories` when asked): what `docker load` reads. One entry per
+/// image, every name of it in RepoTags. Layers stay gzip blobs: docker load and
+/// skopeo's docker-archive transport decompress them.
+void write_docker_manifest(TarFile& tar, const std::vector<Saved>& saved, bool with_repositories) {
   base::Json manifest = base::Json::array();
   base::Json repositories = base::Json::object();
   std::map<base::Digest, size_t> entry_of;
@@ -214,7 +202,27 @@ void save_docker_archive(ImageStore& images, const std::vector<std::string>& ref
     }
   }
   tar.file("manifest.json", manifest.dump());
-  if (!repositories.empty()) tar.file("repositories", repositories.dump());
+  if (with_repositories && !repositories.empty()) tar.file("repositories", repositories.dump());
+}
+
+}  // namespace
+
+// Both archives are an OCI image layout with a docker manifest.json beside it, as
+// containerd's and BuildKit's exporters write them, so `docker load` (any version)
+// reads the OCI one too; the docker one adds the legacy `repositories` file.
+void save_oci_archive(ImageStore& images, const std::vector<std::string>& refs, const std::string& out_path) {
+  auto saved = resolve_all(images, refs);
+  TarFile tar(out_path);
+  write_oci_layout(tar, images, saved);
+  write_docker_manifest(tar, saved, /*with_repositories=*/false);
+  tar.commit();
+}
+
+void save_docker_archive(ImageStore& images, const std::vector<std::string>& refs, const std::string& out_path) {
+  auto saved = resolve_all(images, refs);
+  TarFile tar(out_path);
+  write_oci_layout(tar, images, saved);
+  write_docker_manifest(tar, saved, /*with_repositories=*/true);
   tar.commit();
 }
 
@@ -460,10 +468,12 @@ std::vector<std::string> load_archive(ImageStore& images, const std::string& pat
   try {
     auto c = read_archive(images.store().blobs(), path);
     Loaded loaded;
-    if (c.small.count("manifest.json"))
-      loaded = load_docker(images, c);
-    else if (c.small.count("index.json") && c.small.count("oci-layout"))
+    // The OCI index keeps the exact manifests (and so the digests); manifest.json is
+    // for archives without one (docker before 25, legacy layouts).
+    if (c.small.count("index.json") && c.small.count("oci-layout"))
       loaded = load_oci(images, c);
+    else if (c.small.count("manifest.json"))
+      loaded = load_docker(images, c);
     else
       throw base::Error("not an image archive: no manifest.json, nor index.json with oci-layout");
 
