@@ -13,15 +13,18 @@
 
 #include "base/error.h"
 #include "base/fd.h"
+#include "cache/path_filter.h"
 
 namespace builder::cache {
 namespace {
 
-// Record format v1, per selected entry, in depth-first order with siblings sorted by
+// Record format v2, per selected entry, in depth-first order with siblings sorted by
 // name: str(path) u8(type) u32(mode & 07777) u32(uid) u32(gid) u64(rdev)
 // str(symlink target) 16 bytes XXH3-128(content). str = u64 length + bytes; integers
 // little-endian. Changing it changes every context checksum (bump kChecksumVersion).
-constexpr uint32_t kChecksumVersion = 1;
+// v2: exclude patterns follow PathFilter, and COPY honours them: a v1 checksum may name
+// a cached COPY result that holds excluded files, so no v1 key may be reused.
+constexpr uint32_t kChecksumVersion = 2;
 
 using Elems = std::vector<std::string>;
 
@@ -58,8 +61,8 @@ bool full_match(const Elems& pat, size_t pi, const Elems& path, size_t qi) {
   return qi < path.size() && elem_match(pat[pi], path[qi]) && full_match(pat, pi + 1, path, qi + 1);
 }
 
-// Whether the pattern matches `path` or one of its parents: a matched directory takes
-// its subtree along (for includes and, as in Docker, for .dockerignore excludes).
+// Whether the include pattern matches `path` or one of its parents: a selected
+// directory takes its subtree along.
 bool matches_prefix(const Elems& pat, const Elems& path) {
   Elems prefix;
   for (size_t k = 0; k <= path.size(); ++k) {
@@ -78,29 +81,14 @@ bool can_extend(const Elems& pat, size_t pi, const Elems& path, size_t qi) {
   return elem_match(pat[pi], path[qi]) && can_extend(pat, pi + 1, path, qi + 1);
 }
 
-struct ExcludePattern {
-  Elems elems;
-  bool negate = false;
-};
-
+/// Which paths are hashed: those the include patterns select (a selected directory takes
+/// its subtree along) that the exclude filter keeps.
 class Selector {
  public:
-  Selector(const std::vector<std::string>& include, const std::vector<std::string>& exclude) {
+  Selector(const std::vector<std::string>& include, const std::vector<std::string>& exclude)
+      : filter_(exclude) {
     for (const auto& p : include) include_.push_back(split_clean(p));
     if (include_.empty()) include_.push_back({});  // everything
-    for (const auto& raw : exclude) {
-      std::string_view p = raw;
-      while (!p.empty() && (p.back() == ' ' || p.back() == '\t')) p.remove_suffix(1);
-      ExcludePattern x;
-      if (!p.empty() && p[0] == '!') {
-        x.negate = true;
-        p.remove_prefix(1);
-        any_negate_ = true;
-      }
-      x.elems = split_clean(p);
-      if (x.elems.empty()) continue;  // "", "." and "/" exclude nothing (Docker keeps the root)
-      exclude_.push_back(std::move(x));
-    }
   }
 
   bool included(const Elems& path) const {
@@ -111,23 +99,11 @@ class Selector {
     return std::any_of(include_.begin(), include_.end(),
                        [&](const Elems& p) { return can_extend(p, 0, path, 0); });
   }
-  /// .dockerignore semantics: the last matching pattern wins; `!` re-includes.
-  bool excluded(const Elems& path) const {
-    bool ex = false;
-    for (const auto& x : exclude_) {
-      if (x.negate != ex) continue;  // only a `!` can change an excluded verdict, and back
-      if (matches_prefix(x.elems, path)) ex = !x.negate;
-    }
-    return ex;
-  }
-  /// An excluded directory can be skipped whole unless a `!` pattern may re-include
-  /// something inside it.
-  bool can_prune() const { return !any_negate_; }
+  const PathFilter& filter() const { return filter_; }
 
  private:
   std::vector<Elems> include_;
-  std::vector<ExcludePattern> exclude_;
-  bool any_negate_ = false;
+  PathFilter filter_;
 };
 
 struct StateDeleter {
@@ -146,24 +122,36 @@ class Hasher {
  public:
   Hasher(const Selector& sel) : sel_(sel), state_(new_state()) { put_u32(kChecksumVersion); }
 
-  void walk(int dirfd, const std::string& shown, Elems& path, bool selected) {
+  // Hashes the selected, kept entries below `dirfd`. `rel` is `path` joined by '/'.
+  void walk(int dirfd, const std::string& shown, Elems& path, std::string& rel, bool selected) {
+    const PathFilter& filter = sel_.filter();
     for (const auto& name : read_names(dirfd, shown)) {
       path.push_back(name);
+      size_t rel_size = rel.size();
+      rel += (rel.empty() ? "" : "/") + name;
       std::string child = shown + "/" + name;
       struct stat st;
       if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
         throw base::SysError(errno, "stat", child);
       }
       bool sel = selected || sel_.included(path);
-      bool ex = sel_.excluded(path);
-      if (sel && !ex) add_entry(dirfd, name, child, path, st);
-      if (S_ISDIR(st.st_mode) && (sel || sel_.may_include_below(path)) &&
-          !(ex && sel_.can_prune())) {
+      bool ex = filter.excluded(rel);
+      bool dir = S_ISDIR(st.st_mode);
+      if (sel && !ex) add_entry(dirfd, name, child, rel, st);
+      if (dir && (sel || sel_.may_include_below(path)) &&
+          (!ex || filter.dir_may_hold_included(rel))) {
+        // An excluded directory enters the build only if something below it does: its
+        // record waits until then (what the COPY's view of the context shows).
+        bool wait = sel && ex;
+        if (wait) waiting_dirs_.push_back({rel, st});
         int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) throw base::SysError(errno, "open", child);
         base::Fd owner(fd);
-        walk(fd, child, path, sel);
+        walk(fd, child, path, rel, sel);
+        if (wait && !waiting_dirs_.empty() && waiting_dirs_.back().rel == rel)
+          waiting_dirs_.pop_back();
       }
+      rel.resize(rel_size);
       path.pop_back();
     }
   }
@@ -171,8 +159,7 @@ class Hasher {
   void add_root(int fd, const std::string& shown) {
     struct stat st;
     if (::fstat(fd, &st) < 0) throw base::SysError(errno, "stat", shown);
-    Elems root;
-    if (sel_.included(root)) add_entry(fd, "", shown, root, st);
+    if (sel_.included({})) add_entry(fd, "", shown, "", st);
   }
 
   std::string finish() {
@@ -236,18 +223,12 @@ class Hasher {
     return 's';
   }
 
-  // `name` is relative to `dirfd`; empty means `dirfd` itself (the context root).
-  void add_entry(int dirfd, const std::string& name, const std::string& shown, const Elems& path,
-                 const struct stat& st) {
-    std::string rel;
-    for (const auto& e : path) rel += (rel.empty() ? "" : "/") + e;
-    put_str(rel.empty() ? "." : rel);
-    char t = type_of(st.st_mode);
-    put(&t, 1);
-    put_u32(st.st_mode & 07777);
-    put_u32(st.st_uid);
-    put_u32(st.st_gid);
-    put_u64((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ? st.st_rdev : 0);
+  // `name` is relative to `dirfd`; empty means `dirfd` itself (the context root). Writes
+  // the records of the directories waiting above it first.
+  void add_entry(int dirfd, const std::string& name, const std::string& shown,
+                 const std::string& rel, const struct stat& st) {
+    for (const auto& d : waiting_dirs_) put_record(d.rel, d.st, {}, XXH128_hash_t{0, 0});
+    waiting_dirs_.clear();
     std::string target;
     if (S_ISLNK(st.st_mode)) {
       target.resize(static_cast<size_t>(st.st_size) + 1);
@@ -261,9 +242,21 @@ class Hasher {
         target.resize(target.size() * 2);
       }
     }
-    put_str(target);
     XXH128_hash_t content{0, 0};
     if (S_ISREG(st.st_mode)) content = hash_content(dirfd, name, shown);
+    put_record(rel, st, target, content);
+  }
+
+  void put_record(const std::string& rel, const struct stat& st, std::string_view target,
+                  XXH128_hash_t content) {
+    put_str(rel.empty() ? "." : rel);
+    char t = type_of(st.st_mode);
+    put(&t, 1);
+    put_u32(st.st_mode & 07777);
+    put_u32(st.st_uid);
+    put_u32(st.st_gid);
+    put_u64((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ? st.st_rdev : 0);
+    put_str(target);
     XXH128_canonical_t c;
     XXH128_canonicalFromHash(&c, content);
     put(c.digest, sizeof c.digest);
@@ -287,8 +280,14 @@ class Hasher {
     return XXH3_128bits_digest(s.get());
   }
 
+  struct WaitingDir {
+    std::string rel;
+    struct stat st;
+  };
+
   const Selector& sel_;
   State state_;
+  std::vector<WaitingDir> waiting_dirs_;  // excluded directories, outermost first
 };
 
 }  // namespace
@@ -301,7 +300,8 @@ std::string checksum_paths(const std::string& dir, const std::vector<std::string
     Hasher h(sel);
     h.add_root(fd.get(), dir);
     Elems path;
-    h.walk(fd.get(), dir, path, sel.included(path));
+    std::string rel;
+    h.walk(fd.get(), dir, path, rel, sel.included(path));
     return h.finish();
   } catch (base::Error& e) {
     throw e.add_context("while checksumming `" + dir + "`");

@@ -138,6 +138,39 @@ TEST_CASE("checksum: exclude patterns (.dockerignore)") {
   CHECK(c.sum({}, {"nothing-here"}) == c.sum({}));
 }
 
+TEST_CASE("checksum: an excluded directory counts only with the entries re-included in it") {
+  Context c;
+  const std::vector<std::string> keep{"build", "!build/keep.txt"};
+  test::write(c.p("build/keep.txt"), "kept");
+  std::string before = c.sum({}, keep);
+  test::write(c.p("build/out.o"), "relinked");
+  test::write(c.p("build/sub/deep.o"), "new");
+  CHECK(c.sum({}, keep) == before);
+  test::write(c.p("build/keep.txt"), "changed");
+  CHECK(c.sum({}, keep) != before);
+  // The directory shows (with its own metadata) because keep.txt does.
+  std::string shown = c.sum({}, keep);
+  REQUIRE(::chmod(c.p("build").c_str(), 0700) == 0);
+  CHECK(c.sum({}, keep) != shown);
+  CHECK(c.sum({"build"}, keep) != c.sum({"nope"}, keep));
+
+  // Without a re-included entry the directory is gone whole, metadata included.
+  std::string gone = c.sum({}, {"build"});
+  REQUIRE(::chmod(c.p("build").c_str(), 0755) == 0);
+  CHECK(c.sum({}, {"build"}) == gone);
+  REQUIRE(::unlink(c.p("build/keep.txt").c_str()) == 0);
+  CHECK(c.sum({}, keep) == c.sum({}, {"build"}));
+  CHECK(c.sum({"build"}, keep) == c.sum({"nope"}, keep));
+}
+
+TEST_CASE("checksum: a malformed exclude pattern is an error") {
+  Context c;
+  std::string message =
+      "invalid exclude pattern `src/[a-`: syntax error in pattern\n  while checksumming `" + c.dir +
+      "`";
+  CHECK_THROWS_WITH_AS(c.sum({}, {"*.log", "src/[a-"}), message.c_str(), base::Error);
+}
+
 TEST_CASE("checksum: symlinks are never followed") {
   Context c;
   test::write(c.tmp.path() + "/outside/secret", "s1");

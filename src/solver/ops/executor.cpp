@@ -8,6 +8,7 @@
 #include "base/fs.h"
 #include "base/strings.h"
 #include "cache/checksum.h"
+#include "cache/path_filter.h"
 #include "exec/sandbox.h"
 #include "image/layer.h"
 #include "image/unpack.h"
@@ -41,7 +42,7 @@ std::string LocalExecutor::content_key(const graph::Vertex& v) {
 std::optional<Result> LocalExecutor::lookup(const graph::Vertex& v, const std::string& key) {
   if (const auto* s = std::get_if<graph::SourceOp>(&v.op)) {
     // Local sources are read in place; scratch has no layers. Both are free.
-    if (s->kind == graph::SourceOp::Kind::Local) return Result{{}, local_dir(s->local_name)};
+    if (s->kind == graph::SourceOp::Kind::Local) return Result{{}, local_dir(s->local_name), s->exclude_patterns};
     if (s->kind == graph::SourceOp::Kind::Scratch) return Result{};
   }
   auto value = store_.index().get(key);
@@ -74,11 +75,12 @@ Result LocalExecutor::execute(const graph::Vertex& v, const std::vector<Result>&
 Result LocalExecutor::run_source(const graph::SourceOp& op) {
   switch (op.kind) {
     case graph::SourceOp::Kind::Scratch: return Result{};
-    case graph::SourceOp::Kind::Local: return Result{{}, local_dir(op.local_name)};
+    case graph::SourceOp::Kind::Local:
+      return Result{{}, local_dir(op.local_name), op.exclude_patterns};
     case graph::SourceOp::Kind::Image: {
       auto digest = base::Digest::parse(op.digest);
       image::Image img = images_.load(digest);
-      return Result{image::unpack_image(store_, img), {}};
+      return Result{image::unpack_image(store_, img), {}, {}};
     }
   }
   return Result{};
@@ -93,7 +95,7 @@ Result LocalExecutor::run_exec(const graph::ExecOp& op, const std::vector<Result
   spec.layers_base = store_.snapshots().base_dir();
   spec.upper_dir = pending.fs_dir();
   spec.work_dir = pending.work_dir();
-  spec.scratch_dir = store_.root() + "/run";
+  spec.scratch_dir = store_.scratch_dir();
   spec.args = op.args;
   spec.env = op.env;
   spec.cwd = op.cwd.empty() ? "/" : op.cwd;
@@ -137,8 +139,9 @@ Result LocalExecutor::run_file(const graph::FileOp& op, const std::vector<Result
   const Result& target = inputs.at(0);
   auto pending = store_.snapshots().create();
   std::vector<std::string> target_layers = layer_paths_top_first(store_, target);
-  std::vector<std::vector<std::string>> sources;
-  for (const auto& in : inputs) sources.push_back(layer_paths_top_first(store_, in));
+  std::vector<MergedFs> sources;
+  for (const auto& in : inputs)
+    sources.emplace_back(layer_paths_top_first(store_, in), cache::PathFilter(in.local_excludes));
   for (const auto& action : op.actions) {
     const std::string& chown = std::visit([](const auto& a) -> const std::string& { return a.chown; }, action);
     apply_file_action(action, pending.fs_dir(), target_layers, sources,
@@ -159,10 +162,11 @@ static std::string rfc3339(std::time_t t) {
 
 ExportedImage LocalExecutor::export_image(const Result& result, const graph::ImageSpec& spec) {
   std::vector<image::LayerBlob> layers;
-  std::vector<bool> empty;
+  std::vector<int64_t> layer_created;  // when each layer's snapshot was committed
   for (const auto& id : result.layers) {
     auto info = store_.snapshots().get(id);
     if (!info) throw base::Error("snapshot " + id + " disappeared during export");
+    layer_created.push_back(info->created);
     image::LayerBlob blob;
     if (!info->blob_digest.empty() && store_.blobs().has(base::Digest::parse(info->blob_digest))) {
       blob.diff_id = base::Digest::parse(info->diff_id);
@@ -179,13 +183,23 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
   }
   // Map history entries that claim a layer onto the layers, in order; empty layers are
   // dropped and their entries marked empty_layer, as BuildKit does.
-  std::string now = rfc3339(std::time(nullptr));
+  //
+  // Timestamps come from the cache, not the clock: a step's entry is dated when its
+  // snapshot was committed, a config-only entry inherits the date of the entry before
+  // it, and the image is dated by its last entry. So a rebuild served wholly from the
+  // cache yields the same config and the same image ID.
+  std::string last_created;
   base::Json history = base::Json::array();
   std::vector<image::LayerBlob> kept;
   size_t next = 0;
   for (const auto& h : spec.history) {
+    std::string created = h.created;
+    if (created.empty() && !h.empty_layer && next < layer_created.size() && layer_created[next] > 0)
+      created = rfc3339(static_cast<std::time_t>(layer_created[next]));
+    if (created.empty()) created = last_created.empty() ? rfc3339(std::time(nullptr)) : last_created;
+    last_created = created;
     base::Json e;
-    e["created"] = h.created.empty() ? now : h.created;
+    e["created"] = created;
     if (!h.author.empty()) e["author"] = h.author;
     e["created_by"] = h.created_by;
     if (!h.comment.empty()) e["comment"] = h.comment;
@@ -207,7 +221,7 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
   config["architecture"] = spec.architecture;
   if (!spec.author.empty()) config["author"] = spec.author;
   config["config"] = spec.config;
-  config["created"] = now;
+  config["created"] = last_created.empty() ? rfc3339(std::time(nullptr)) : last_created;
   config["history"] = history;
   config["os"] = spec.os;
   base::Json diff_ids = base::Json::array();

@@ -170,9 +170,7 @@ void glob(const MergedFs& src, const std::vector<std::string>& parts, size_t i, 
     if (::fnmatch(parts[i].c_str(), name.c_str(), FNM_PERIOD) == 0) glob(src, parts, i + 1, join_rel(prefix, name), out);
 }
 
-void do_copy(const graph::CopyAction& c, Target& dst, const std::vector<std::string>& src_layers,
-             const Owner& owner) {
-  MergedFs src(src_layers);
+void do_copy(const graph::CopyAction& c, Target& dst, const MergedFs& src, const Owner& owner) {
   bool wildcard = false;
   std::vector<std::string> matches;
   for (const auto& p : c.src_paths) {
@@ -212,8 +210,8 @@ void do_copy(const graph::CopyAction& c, Target& dst, const std::vector<std::str
 }  // namespace
 
 void apply_file_action(const graph::FileAction& action, const std::string& upper,
-                       const std::vector<std::string>& target_layers,
-                       const std::vector<std::vector<std::string>>& sources, const std::optional<Owner>& owner) {
+                       const std::vector<std::string>& target_layers, const std::vector<MergedFs>& sources,
+                       const std::optional<Owner>& owner) {
   Target dst(upper, target_layers);
   Owner own = owner.value_or(Owner{});
   if (const auto* c = std::get_if<graph::CopyAction>(&action)) {

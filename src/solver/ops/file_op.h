@@ -18,10 +18,11 @@ struct Owner {
 };
 
 /// Applies one action. `upper` is the new layer's directory; `target_layers` are the
-/// target's layers top-most first (without upper); `sources[i]` are the layers (top
-/// first) of the vertex's input i. Throws base::Error ("COPY failed: ...").
+/// target's layers top-most first (without upper); `sources[i]` is the view of the
+/// vertex's input i (a local context's view hides its excluded paths: a COPY neither
+/// finds nor lists them). Throws base::Error ("COPY failed: ...").
 void apply_file_action(const graph::FileAction& action, const std::string& upper,
-                       const std::vector<std::string>& target_layers,
-                       const std::vector<std::vector<std::string>>& sources, const std::optional<Owner>& owner);
+                       const std::vector<std::string>& target_layers, const std::vector<MergedFs>& sources,
+                       const std::optional<Owner>& owner);
 
 }  // namespace builder::ops

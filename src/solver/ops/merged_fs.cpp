@@ -70,6 +70,21 @@ std::string clean_rel(const std::string& path) {
 }
 
 std::optional<MergedFs::Entry> MergedFs::lookup(const std::string& rel) const {
+  auto e = lookup_unfiltered(rel);
+  if (!e || filter_.empty()) return e;
+  std::string clean = clean_rel(rel);
+  if (filter_.excluded(clean) && !holds_shown_entry(clean, e->st)) return std::nullopt;
+  return e;
+}
+
+bool MergedFs::holds_shown_entry(const std::string& rel, const struct stat& st) const {
+  if (!S_ISDIR(st.st_mode) || !filter_.dir_may_hold_included(rel)) return false;
+  for (const auto& name : list_unfiltered(rel))
+    if (lookup(rel + "/" + name)) return true;
+  return false;
+}
+
+std::optional<MergedFs::Entry> MergedFs::lookup_unfiltered(const std::string& rel) const {
   auto parts = components(rel);
   for (const auto& layer : layers_) {
     struct stat st;
@@ -118,6 +133,17 @@ std::string MergedFs::resolve(const std::string& path, bool follow_last) const {
 }
 
 std::vector<std::string> MergedFs::list(const std::string& rel) const {
+  auto names = list_unfiltered(rel);
+  if (filter_.empty()) return names;
+  std::string dir = clean_rel(rel);
+  std::erase_if(names, [&](const std::string& n) {
+    std::string child = dir.empty() ? n : dir + "/" + n;
+    return filter_.excluded(child) && !lookup(child);
+  });
+  return names;
+}
+
+std::vector<std::string> MergedFs::list_unfiltered(const std::string& rel) const {
   auto parts = components(rel);
   std::set<std::string> seen, names;
   for (const auto& layer : layers_) {
