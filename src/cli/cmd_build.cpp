@@ -1,7 +1,5 @@
 // cli/cmd_build.cpp — `builder build`: Dockerfile -> parse -> lower -> solve -> export,
 // and BuildKit-style error reports mapped through the SourceMap.
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -15,11 +13,13 @@
 #include "cli.h"
 #include "frontend/lower.h"
 #include "frontend/parse.h"
+#include "interrupt.h"
 #include "image/archive.h"
 #include "image/store.h"
 #include "progress.h"
 #include "solver/ops/executor.h"
 #include "solver/solver.h"
+#include "step_log.h"
 
 namespace builder::cli {
 namespace {
@@ -98,13 +98,20 @@ OutputSpec parse_output(const std::string& s) {
   return out;
 }
 
-std::vector<std::string> read_dockerignore(const std::string& context) {
+/// Patterns of `<dockerfile>.dockerignore` (BuildKit: a Dockerfile-specific ignore file
+/// wins) or else CONTEXT/.dockerignore, read as Docker does: a UTF-8 BOM is dropped,
+/// a line starting with `#` is a comment (before trimming), blank lines are skipped.
+std::vector<std::string> read_dockerignore(const std::string& context, const std::string& dockerfile) {
   std::vector<std::string> out;
-  std::string path = base::path_join(context, ".dockerignore");
+  std::string path = dockerfile + ".dockerignore";
+  if (!base::path_exists(path)) path = base::path_join(context, ".dockerignore");
   if (!base::path_exists(path)) return out;
-  for (const auto& raw : base::split(base::read_file(path), '\n')) {
+  std::string text = base::read_file(path);
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
+  for (const auto& raw : base::split(text, '\n')) {
+    if (!raw.empty() && raw[0] == '#') continue;
     std::string line(base::trim(raw));
-    if (line.empty() || line[0] == '#') continue;
+    if (line.empty()) continue;
     out.push_back(line);
   }
   return out;
@@ -139,20 +146,36 @@ void print_source_block(const std::string& source, const base::SourceRange& r) {
   std::fprintf(stderr, "--------------------\n");
 }
 
+constexpr size_t kErrorLogLines = 10;  // output lines of the failed step in its report
+
+/// BuildKit's log block of a failed step: its name, then the last lines it printed,
+/// stamped with the seconds since it started. Falls back to the error's detail (the
+/// step output the executor kept, unstamped) when no output event reached `logs`.
+void print_log_block(const base::Error& e, const std::string& name, const std::vector<StepLog::Line>& tail) {
+  std::fprintf(stderr, "------\n > %s:\n", name.c_str());
+  if (!tail.empty()) {
+    for (const auto& l : tail) std::fprintf(stderr, "%s\n", format_log_line(l).c_str());
+  } else if (!e.detail().empty()) {
+    auto lines = source_lines(e.detail());
+    size_t from = lines.size() > kErrorLogLines ? lines.size() - kErrorLogLines : 0;
+    for (size_t i = from; i < lines.size(); ++i) std::fprintf(stderr, "%s\n", lines[i].c_str());
+  }
+  std::fprintf(stderr, "------\n");
+}
+
 void report_build_error(const base::Error& e, const std::string& source, const std::string& display,
-                        const graph::SourceMap* source_map) {
-  // Runtime failure of a vertex: map it back to the instruction.
+                        const graph::SourceMap* source_map, const StepLog& logs) {
+  // Runtime failure of a vertex: map it back to the instruction. As BuildKit: the
+  // step's log tail, then the Dockerfile lines, then the error.
   if (source_map && !e.vertex().empty()) {
     char* end = nullptr;
     long v = std::strtol(e.vertex().c_str(), &end, 10);
     if (end && *end == '\0' && v >= 0 && static_cast<size_t>(v) < source_map->size() &&
         (*source_map)[v].range.valid()) {
+      int vertex = static_cast<int>(v);
+      print_log_block(e, vertex_name(*source_map, vertex), logs.tail(vertex, kErrorLogLines));
       print_source_block(source, (*source_map)[v].range);
       std::fprintf(stderr, "ERROR: failed to solve: %s\n", e.message().c_str());
-      if (!e.detail().empty()) {
-        std::string d = e.detail();
-        std::fprintf(stderr, "%s%s", d.c_str(), d.back() == '\n' ? "" : "\n");
-      }
       std::fflush(stderr);
       return;
     }
@@ -192,8 +215,7 @@ bool is_predefined_arg(const std::string& k) {
 }
 
 int run_build(const std::string& root, const BuildOptions& o) {
-  ProgressMode mode = o.quiet ? ProgressMode::Quiet : parse_progress_mode(o.progress);
-  if (mode == ProgressMode::Auto) mode = isatty(STDERR_FILENO) ? ProgressMode::Tty : ProgressMode::Plain;
+  ProgressMode mode = resolve_progress_mode(o.quiet ? ProgressMode::Quiet : parse_progress_mode(o.progress));
   bool quiet = mode == ProgressMode::Quiet;
 
   std::vector<OutputSpec> outputs;
@@ -223,10 +245,14 @@ int run_build(const std::string& root, const BuildOptions& o) {
     }
   }
 
+  // Before any thread starts: Ctrl-C and SIGTERM then stop the build through its
+  // owners instead of killing it with work half done.
+  InterruptGuard interrupt;
   cache::Store store(root);
   image::ImageStore images(store);
   const graph::SourceMap* source_map = nullptr;
   frontend::LowerResult lowered;
+  StepLog logs(kErrorLogLines);
   try {
     auto file = frontend::parse(source, display);
     for (const auto& w : file.warnings)
@@ -239,7 +265,7 @@ int run_build(const std::string& root, const BuildOptions& o) {
     frontend::LowerOptions lo;
     lo.build_args = build_args;
     lo.target = o.target;
-    lo.context_excludes = read_dockerignore(context);
+    lo.context_excludes = read_dockerignore(context, dockerfile);
     StoreResolver resolver(images);
     lowered = frontend::lower(file, lo, resolver);
     source_map = &lowered.source_map;
@@ -254,15 +280,19 @@ int run_build(const std::string& root, const BuildOptions& o) {
     solver::SolveOptions so;
     so.no_cache = o.no_cache;
     solver::Solver solver(executor, so);
-    PlainProgress progress(lowered.source_map, quiet);
+    auto progress = make_progress(mode, lowered.definition, lowered.source_map);
     ops::Result result;
     try {
-      result = solver.build(lowered.definition, [&progress](const solver::Event& ev) { progress(ev); });
+      result = solver.build(lowered.definition, [&progress, &logs](const solver::Event& ev) {
+        logs(ev);
+        (*progress)(ev);
+      });
     } catch (...) {
-      progress.flush();
+      progress->finish();
       throw;
     }
-    progress.flush();
+    progress->finish();
+    if (int sig = interrupt.signal()) throw base::Error(std::string("interrupted by ") + sigabbrev_np(sig));
 
     auto exported = executor.export_image(result, lowered.definition.image);
     std::vector<std::string> refs = tags.empty() ? std::vector<std::string>{exported.manifest.str()} : tags;
@@ -293,7 +323,12 @@ int run_build(const std::string& root, const BuildOptions& o) {
     std::fflush(stdout);
     return 0;
   } catch (const base::Error& e) {
-    report_build_error(e, source, display, source_map);
+    if (int sig = interrupt.signal()) {
+      // What failed is the consequence (a killed step); the cause is the signal.
+      std::fprintf(stderr, "ERROR: build interrupted by SIG%s; nothing was tagged\n", sigabbrev_np(sig));
+      return 128 + sig;
+    }
+    report_build_error(e, source, display, source_map, logs);
     return 1;
   }
 }
@@ -303,14 +338,16 @@ int run_build(const std::string& root, const BuildOptions& o) {
 void add_build_command(CLI::App& app, Context& ctx) {
   auto o = std::make_shared<BuildOptions>();
   auto* cmd = app.add_subcommand("build", "Build an image from a Dockerfile");
-  cmd->add_option("-t,--tag", o->tags, "Name and optionally a tag (name:tag)");
+  // Repeatable options take one value per occurrence, as docker's do: CLI11's vector
+  // options are greedy by default and would take the words after them as more values.
+  cmd->add_option("-t,--tag", o->tags, "Name and optionally a tag (name:tag)")->allow_extra_args(false);
   cmd->add_option("-f,--file", o->file, "Path of the Dockerfile (default CONTEXT/Dockerfile)");
-  cmd->add_option("--build-arg", o->build_args, "Build-time variable K=V");
+  cmd->add_option("--build-arg", o->build_args, "Build-time variable K=V")->allow_extra_args(false);
   cmd->add_option("--target", o->target, "Target build stage");
   cmd->add_flag("--no-cache", o->no_cache, "Do not use the cache");
   cmd->add_flag("-q,--quiet", o->quiet, "Print only the image ID (same as --progress quiet)");
   cmd->add_option("--progress", o->progress, "Progress output: auto, tty, plain, quiet");
-  cmd->add_option("-o,--output", o->outputs, "Output: type=image|oci|docker|local,dest=PATH");
+  cmd->add_option("-o,--output", o->outputs, "Output: type=image|oci|docker|local,dest=PATH")->allow_extra_args(false);
   cmd->add_option("context", o->context, "Build context directory")->required();
   cmd->callback([&ctx, o] {
     ctx.action = [&ctx, o] { return run_build(ctx.root, *o); };

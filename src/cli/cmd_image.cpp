@@ -1,7 +1,10 @@
 // cli/cmd_image.cpp — image management: images, load, save, import, tag, rmi, inspect.
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "base/error.h"
 #include "base/json.h"
@@ -49,59 +52,147 @@ std::string human_duration(int64_t secs) {
   return plural(hours / 24 / 365, "years");
 }
 
+/// Docker's table layout (text/tabwriter: cells at least 10 wide, 3 spaces of padding).
 void print_table(const std::vector<std::vector<std::string>>& rows) {
+  constexpr size_t kMinWidth = 10, kPadding = 3;
   std::vector<size_t> widths;
   for (const auto& r : rows)
     for (size_t i = 0; i < r.size(); ++i) {
-      if (widths.size() <= i) widths.push_back(0);
-      widths[i] = std::max(widths[i], r[i].size());
+      if (widths.size() <= i) widths.push_back(kMinWidth);
+      widths[i] = std::max(widths[i], r[i].size() + kPadding);
     }
   for (const auto& r : rows) {
     std::string line;
     for (size_t i = 0; i < r.size(); ++i) {
       line += r[i];
-      if (i + 1 < r.size()) line += std::string(widths[i] - r[i].size() + 3, ' ');
+      if (i + 1 < r.size()) line += std::string(widths[i] - r[i].size(), ' ');
     }
     std::printf("%s\n", line.c_str());
   }
 }
 
-image::Image must_resolve(image::ImageStore& images, const std::string& ref) {
-  auto img = images.resolve(ref);
-  if (!img) throw base::Error("No such image: " + ref);
-  return *img;
+/// The normalised name ("busybox" -> "busybox:latest"); nullopt when `ref` is no valid
+/// name (then it names no image, though it may still be an image ID).
+std::optional<std::string> try_normalize(const std::string& ref) {
+  try {
+    return image::normalize_ref(ref);
+  } catch (const base::Error&) {
+    return std::nullopt;
+  }
 }
 
-int cmd_images(const std::string& root) {
+/// A name as Docker's daemon echoes it in errors: normalised, or as typed.
+std::string display_ref(const std::string& ref) { return try_normalize(ref).value_or(ref); }
+
+/// "Error: No such image: X" on stderr, as docker prints it.
+void print_no_such_image(const std::string& ref) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "Error: No such image: %s\n", ref.c_str());
+  std::fflush(stderr);
+}
+
+/// Unix seconds an image was created: its config's "created", else when it was tagged.
+int64_t created_of(const image::Image& img, const image::ImageRecord& rec) {
+  int64_t created = 0;
+  if (img.config.contains("created") && img.config["created"].is_string())
+    created = parse_rfc3339(img.config["created"].get<std::string>());
+  return created != 0 ? created : rec.created;
+}
+
+/// `docker images [REPOSITORY[:TAG]]`: newest first, one row per name.
+int cmd_images(const std::string& root, const std::string& filter) {
   cache::Store store(root);
   image::ImageStore images(store);
-  std::vector<std::vector<std::string>> rows{{"REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"}};
+  std::string want_repo, want_tag;
+  if (!filter.empty()) {
+    // "busybox" matches every tag of the repository; "busybox:1" only that tag.
+    auto [repo, tag] = image::split_ref(display_ref(filter));
+    want_repo = repo;
+    size_t slash = filter.rfind('/');
+    std::string last = slash == std::string::npos ? filter : filter.substr(slash + 1);
+    if (last.find(':') != std::string::npos) want_tag = tag;
+  }
+  struct Row {
+    int64_t created;
+    std::string name;
+    std::vector<std::string> cells;
+  };
+  std::vector<Row> rows;
   int64_t now = std::time(nullptr);
   for (const auto& rec : images.list()) {
-    auto img = images.load(rec.manifest_digest);
     auto [repo, tag] = image::split_ref(rec.name);
-    int64_t created = 0;
-    if (img.config.contains("created") && img.config["created"].is_string())
-      created = parse_rfc3339(img.config["created"].get<std::string>());
-    if (created == 0) created = rec.created;
+    if (!want_repo.empty() && (repo != want_repo || (!want_tag.empty() && tag != want_tag))) continue;
+    auto img = images.load(rec.manifest_digest);
+    int64_t created = created_of(img, rec);
     unsigned long long size = 0;
     for (const auto& l : img.layers) size += l.size;
-    rows.push_back({repo, tag, std::string(img.config_digest.hex().substr(0, 12)),
-                    human_duration(std::max<int64_t>(0, now - created)) + " ago", base::human_size(size)});
+    rows.push_back({created,
+                    rec.name,
+                    {repo, tag, std::string(img.config_digest.hex().substr(0, 12)),
+                     human_duration(std::max<int64_t>(0, now - created)) + " ago", base::human_size(size)}});
   }
-  print_table(rows);
+  std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    return a.created != b.created ? a.created > b.created : a.name < b.name;
+  });
+  std::vector<std::vector<std::string>> table{{"REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"}};
+  for (auto& r : rows) table.push_back(std::move(r.cells));
+  print_table(table);
   return 0;
+}
+
+/// `docker rmi`: a name loses that name; an image ID or digest loses all its names,
+/// which needs --force when there are several. Image data stays for the GC.
+int cmd_rmi(const std::string& root, const std::vector<std::string>& refs, bool force) {
+  cache::Store store(root);
+  image::ImageStore images(store);
+  int rc = 0;
+  for (const auto& ref : refs) {
+    auto normalized = try_normalize(ref);
+    if (normalized && images.untag(*normalized)) {
+      std::printf("Untagged: %s\n", normalized->c_str());
+      continue;
+    }
+    std::string name = normalized.value_or(ref);
+    std::optional<image::Image> img;
+    try {
+      img = images.resolve(ref);
+    } catch (const base::Error& e) {  // an ambiguous ID prefix
+      std::fflush(stdout);
+      std::fprintf(stderr, "Error: %s\n", e.what());
+      rc = 1;
+      continue;
+    }
+    auto names = img ? images.names_of(img->manifest_digest) : std::vector<std::string>{};
+    if (names.empty()) {
+      print_no_such_image(name);
+      rc = 1;
+      continue;
+    }
+    if (names.size() > 1 && !force) {
+      std::fflush(stdout);
+      std::fprintf(stderr,
+                   "Error: conflict: unable to delete %s (must be forced) - image is referenced in multiple "
+                   "repositories\n",
+                   std::string(img->config_digest.hex().substr(0, 12)).c_str());
+      rc = 1;
+      continue;
+    }
+    for (const auto& n : names)
+      if (images.untag(n)) std::printf("Untagged: %s\n", n.c_str());
+  }
+  std::fflush(stdout);
+  return rc;
 }
 
 int cmd_inspect(const std::string& root, const std::vector<std::string>& names) {
   cache::Store store(root);
   image::ImageStore images(store);
   base::Json out = base::Json::array();
-  std::string missing;
+  std::vector<std::string> missing;
   for (const auto& n : names) {
     auto img = images.resolve(n);
     if (!img) {
-      missing = n;
+      missing.push_back(n);
       continue;
     }
     base::Json j = base::Json::object();
@@ -132,16 +223,20 @@ int cmd_inspect(const std::string& root, const std::vector<std::string>& names) 
     j["Descriptor"] = desc;
     out.push_back(j);
   }
+  // As docker: the array of what was found, then one error line per missing name.
   std::printf("%s\n", out.dump(4).c_str());
-  if (!missing.empty()) throw base::Error("No such image: " + missing);
-  return 0;
+  for (const auto& n : missing) print_no_such_image(n);
+  return missing.empty() ? 0 : 1;
 }
 
 }  // namespace
 
 void add_image_commands(CLI::App& app, Context& ctx) {
+  auto images_filter = std::make_shared<std::string>();
   auto* images = app.add_subcommand("images", "List images");
-  images->callback([&ctx] { ctx.action = [&ctx] { return cmd_images(ctx.root); }; });
+  images->add_option("repository", *images_filter, "Only images of REPOSITORY[:TAG]");
+  images->callback(
+      [&ctx, images_filter] { ctx.action = [&ctx, images_filter] { return cmd_images(ctx.root, *images_filter); }; });
 
   auto load_file = std::make_shared<std::string>();
   auto* load = app.add_subcommand("load", "Load images from a tar archive (OCI or docker save)");
@@ -178,7 +273,10 @@ void add_image_commands(CLI::App& app, Context& ctx) {
       image::ImageStore images(store);
       std::vector<std::string> refs;
       for (const auto& r : so->images) {
-        must_resolve(images, r);
+        if (!images.resolve(r)) {
+          print_no_such_image(r);
+          return 1;
+        }
         refs.push_back(r);
       }
       if (so->format == "oci")
@@ -208,39 +306,28 @@ void add_image_commands(CLI::App& app, Context& ctx) {
   tag->add_option("target", tg->second, "New name")->required();
   tag->callback([&ctx, tg] {
     ctx.action = [&ctx, tg] {
+      std::string target = image::normalize_ref(tg->second);  // a bad name fails before the lookup
       cache::Store store(ctx.root);
       image::ImageStore images(store);
-      auto img = must_resolve(images, tg->first);
-      images.tag(image::normalize_ref(tg->second), img.manifest_digest);
+      auto img = images.resolve(tg->first);
+      if (!img) {
+        print_no_such_image(display_ref(tg->first));
+        return 1;
+      }
+      images.tag(target, img->manifest_digest);
       return 0;
     };
   });
 
-  auto rmi_names = std::make_shared<std::vector<std::string>>();
+  struct RmiOpts {
+    bool force = false;
+    std::vector<std::string> names;
+  };
+  auto ro = std::make_shared<RmiOpts>();
   auto* rmi = app.add_subcommand("rmi", "Remove image names");
-  rmi->add_option("names", *rmi_names, "Images to untag")->required();
-  rmi->callback([&ctx, rmi_names] {
-    ctx.action = [&ctx, rmi_names] {
-      cache::Store store(ctx.root);
-      image::ImageStore images(store);
-      int rc = 0;
-      for (const auto& n : *rmi_names) {
-        std::string norm;
-        try {
-          norm = image::normalize_ref(n);
-        } catch (const base::Error&) {
-          norm = n;
-        }
-        if (images.untag(norm)) {
-          std::printf("Untagged: %s\n", norm.c_str());
-        } else {
-          print_error("No such image: " + n);
-          rc = 1;
-        }
-      }
-      return rc;
-    };
-  });
+  rmi->add_flag("-f,--force", ro->force, "Remove every name of an image given by ID");
+  rmi->add_option("names", ro->names, "Images to untag (names or IDs)")->required();
+  rmi->callback([&ctx, ro] { ctx.action = [&ctx, ro] { return cmd_rmi(ctx.root, ro->names, ro->force); }; });
 
   auto insp = std::make_shared<std::vector<std::string>>();
   auto* inspect = app.add_subcommand("inspect", "Show image details as JSON");

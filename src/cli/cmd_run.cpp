@@ -25,7 +25,9 @@ void add_run_command(CLI::App& app, Context& ctx) {
   auto o = std::make_shared<Opts>();
   auto* run = app.add_subcommand("run", "Run a command in a new container");
   run->add_flag("--rm", o->rm, "Remove the container when it exits");
-  run->add_option("-e,--env", o->env, "Set environment variables (K=V, or K to take the host's)");
+  // One value per -e: a greedy vector option would swallow IMAGE and the command.
+  run->add_option("-e,--env", o->env, "Set environment variables (K=V, or K to take the host's)")
+      ->allow_extra_args(false);
   run->add_option("-w,--workdir", o->workdir, "Working directory inside the container");
   run->add_option("-u,--user", o->user, "User name or uid[:gid]");
   run->add_option("--entrypoint", o->entrypoint, "Overwrite the image's ENTRYPOINT");

@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
     const char* env_root = std::getenv("BUILDER_ROOT");
     ctx.root = (env_root && *env_root) ? env_root : "/var/lib/builder";
     app.add_option("--root", ctx.root, "Root directory of builder state (env BUILDER_ROOT)");
+    app.set_version_flag("--version", std::string("builder version ") + BUILDER_VERSION);
 
     auto* version = app.add_subcommand("version", "Show the builder version");
     version->callback([&ctx] {

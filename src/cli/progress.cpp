@@ -1,9 +1,11 @@
-// cli/progress.cpp — BuildKit-style plain progress on stderr.
+// cli/progress.cpp — progress mode selection and the renderer factory.
 #include "progress.h"
 
-#include <cstdio>
+#include <unistd.h>
 
 #include "base/error.h"
+#include "progress_plain.h"
+#include "progress_tty.h"
 
 namespace builder::cli {
 
@@ -15,73 +17,29 @@ ProgressMode parse_progress_mode(const std::string& s) {
   throw base::Error("unknown progress mode `" + s + "` (expected auto, tty, plain or quiet)");
 }
 
-PlainProgress::PlainProgress(const graph::SourceMap& source_map, bool quiet)
-    : source_map_(source_map), quiet_(quiet), start_(std::chrono::steady_clock::now()) {}
-
-int PlainProgress::number_of(int vertex) {
-  auto it = numbers_.find(vertex);
-  if (it != numbers_.end()) return it->second;
-  int n = next_++;
-  numbers_[vertex] = n;
-  return n;
+ProgressMode resolve_progress_mode(ProgressMode mode) {
+  if (mode != ProgressMode::Auto) return mode;
+  return ::isatty(STDERR_FILENO) ? ProgressMode::Tty : ProgressMode::Plain;
 }
 
-void PlainProgress::write_line(int n, const std::string& line) {
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  std::fprintf(stderr, "#%d %.3f %s\n", n, secs, line.c_str());
-}
-
-void PlainProgress::operator()(const solver::Event& ev) {
-  if (quiet_) return;
-  int n = number_of(ev.vertex);
-  switch (ev.kind) {
-    case solver::Event::Kind::Start: {
-      std::string name;
-      if (ev.vertex >= 0 && static_cast<size_t>(ev.vertex) < source_map_.size()) name = source_map_[ev.vertex].name;
-      if (name.empty()) name = "vertex " + std::to_string(ev.vertex);
-      std::fprintf(stderr, "#%d %s\n", n, name.c_str());
-      break;
-    }
-    case solver::Event::Kind::Log: {
-      std::string& buf = partial_[ev.vertex];
-      buf += ev.text;
-      size_t pos;
-      while ((pos = buf.find('\n')) != std::string::npos) {
-        std::string line = buf.substr(0, pos);
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        write_line(n, line);
-        buf.erase(0, pos + 1);
-      }
-      break;
-    }
-    case solver::Event::Kind::Cached:
-      std::fprintf(stderr, "#%d CACHED\n\n", n);
-      break;
-    case solver::Event::Kind::Done:
-      if (auto it = partial_.find(ev.vertex); it != partial_.end() && !it->second.empty()) {
-        write_line(n, it->second);
-        it->second.clear();
-      }
-      std::fprintf(stderr, "#%d DONE %.1fs\n\n", n, ev.seconds);
-      break;
-    case solver::Event::Kind::Error:
-      if (auto it = partial_.find(ev.vertex); it != partial_.end() && !it->second.empty()) {
-        write_line(n, it->second);
-        it->second.clear();
-      }
-      std::fprintf(stderr, "#%d ERROR: %s\n\n", n, ev.text.c_str());
+std::unique_ptr<Progress> make_progress(ProgressMode mode, const graph::Definition& def,
+                                        const graph::SourceMap& source_map) {
+  switch (mode) {
+    case ProgressMode::Tty:
+      return std::make_unique<TtyProgress>(def, source_map, TtyProgress::Options::for_stderr());
+    case ProgressMode::Quiet:
+      return std::make_unique<PlainProgress>(source_map, true);
+    case ProgressMode::Auto:
+    case ProgressMode::Plain:
       break;
   }
-  std::fflush(stderr);
+  return std::make_unique<PlainProgress>(source_map, false);
 }
 
-void PlainProgress::flush() {
-  for (auto& [v, buf] : partial_)
-    if (!buf.empty()) {
-      write_line(number_of(v), buf);
-      buf.clear();
-    }
-  std::fflush(stderr);
+std::string vertex_name(const graph::SourceMap& source_map, int vertex) {
+  std::string name;
+  if (vertex >= 0 && static_cast<size_t>(vertex) < source_map.size()) name = source_map[vertex].name;
+  return name.empty() ? "vertex " + std::to_string(vertex) : name;
 }
 
 }  // namespace builder::cli

@@ -1,9 +1,9 @@
-// cli/progress.h — renders solver progress events BuildKit-style ("#3 [2/4] RUN make",
-// "#3 0.512 output line", "#3 DONE 0.5s") on stderr. Knows events and the SourceMap only.
+// cli/progress.h — how a build shows its progress on stderr: the mode the user picked
+// (--progress auto|tty|plain|quiet) and the renderer interface cmd_build feeds the
+// solver's events into. Knows events, the Definition and the SourceMap only.
 #pragma once
 
-#include <chrono>
-#include <map>
+#include <memory>
 #include <string>
 
 #include "solver/graph/ops.h"
@@ -16,25 +16,28 @@ enum class ProgressMode { Auto, Tty, Plain, Quiet };
 /// Parses "auto|tty|plain|quiet"; throws base::Error naming an unknown mode.
 ProgressMode parse_progress_mode(const std::string& s);
 
-/// Plain progress writer. Not thread-safe by itself; the solver calls it serially.
-/// TODO(cli): tty mode renders like plain for now (no in-place redraw yet).
-class PlainProgress {
+/// Auto becomes Tty when stderr is a terminal and Plain otherwise; an explicit mode is
+/// kept (`--progress=tty` into a pipe still draws, as BuildKit does).
+ProgressMode resolve_progress_mode(ProgressMode mode);
+
+/// A progress renderer. The solver calls operator() serially; implementations that run
+/// their own threads lock internally.
+class Progress {
  public:
-  PlainProgress(const graph::SourceMap& source_map, bool quiet);
-  void operator()(const solver::Event& ev);
-  /// Writes buffered partial lines (at the end of a build).
-  void flush();
-
- private:
-  int number_of(int vertex);
-  void write_line(int n, const std::string& line);
-
-  const graph::SourceMap& source_map_;
-  bool quiet_;
-  std::chrono::steady_clock::time_point start_;
-  std::map<int, int> numbers_;           // vertex -> #N
-  std::map<int, std::string> partial_;   // vertex -> unterminated output
-  int next_ = 1;
+  virtual ~Progress() = default;
+  virtual void operator()(const solver::Event& ev) = 0;
+  /// Ends the display once the build finished or failed: writes what is still buffered
+  /// or the final state. No events may follow.
+  virtual void finish() = 0;
 };
+
+/// The renderer for `mode` (Auto must be resolved first). `def` and `source_map` must
+/// outlive it.
+std::unique_ptr<Progress> make_progress(ProgressMode mode, const graph::Definition& def,
+                                        const graph::SourceMap& source_map);
+
+/// Name of a vertex for progress and error reports: its SourceMap name, or
+/// "vertex N" when it has none.
+std::string vertex_name(const graph::SourceMap& source_map, int vertex);
 
 }  // namespace builder::cli

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "e2e_util.h"
@@ -43,13 +44,9 @@ std::vector<int> processes_with(const std::string& needle) {
 
 }  // namespace
 
-TEST_CASE("e2e: a build killed during RUN leaves nothing behind and the store recovers") {
-  if (!builder::test::have_root()) return;
-  TestRoot root;
-  REQUIRE(root.import_busybox());
-
-  // Start the build with its output in a file, wait until the step runs, kill -9.
-  fs::path log = root.work() / "build.log";
+/// Starts `builder build` of testdata/e2e/killed with its output in `log`, waits until
+/// its RUN step runs, sends `sig` and returns the wait status.
+int build_and_signal(const TestRoot& root, const fs::path& log, int sig) {
   std::string cmd = "exec '" + builder::test::builder_binary() + "' --root '" + root.store().string() +
                     "' build --progress=plain -t killed '" + testdata("e2e/killed") + "' >'" + log.string() +
                     "' 2>&1";
@@ -66,9 +63,42 @@ TEST_CASE("e2e: a build killed during RUN leaves nothing behind and the store re
   }
   CHECK_MESSAGE(running, "the RUN step never started:\n" << builder::e2e::slurp(log));
   CHECK(!entries_with_prefix(root.store() / "run", "sandbox-").empty());
-  ::kill(pid, SIGKILL);
+  ::kill(pid, sig);
   int ws = 0;
   ::waitpid(pid, &ws, 0);
+  return ws;
+}
+
+TEST_CASE("e2e: Ctrl-C or SIGTERM stops a build cleanly, with nothing left to repair") {
+  if (!builder::test::have_root()) return;
+  for (int sig : {SIGINT, SIGTERM}) {
+    CAPTURE(sig);
+    TestRoot root;
+    REQUIRE(root.import_busybox());
+    fs::path log = root.work() / "build.log";
+    int ws = build_and_signal(root, log, sig);
+    std::string out = builder::e2e::slurp(log);
+    CHECK_MESSAGE((WIFEXITED(ws) && WEXITSTATUS(ws) == 128 + sig), out);
+    CHECK_MESSAGE(out.find(std::string("ERROR: build interrupted by SIG") + sigabbrev_np(sig) +
+                           "; nothing was tagged") != std::string::npos,
+                  out);
+    CHECK(processes_with("sleep 1000").empty());
+    root.check_no_mounts();
+    // Cleaned on the way out, before any other command could repair.
+    CHECK(entries_with_prefix(root.store() / "run", "sandbox-").empty());
+    CHECK(entries_with_prefix(root.store() / "snapshots", "pending-").empty());
+    Result images = root.builder({"images"});
+    CHECK(builder::e2e::image_repositories(images.out) == std::vector<std::string>{"busybox"});
+  }
+}
+
+TEST_CASE("e2e: a build killed during RUN leaves nothing behind and the store recovers") {
+  if (!builder::test::have_root()) return;
+  TestRoot root;
+  REQUIRE(root.import_busybox());
+
+  fs::path log = root.work() / "build.log";
+  int ws = build_and_signal(root, log, SIGKILL);
   CHECK(WIFSIGNALED(ws));
 
   // The step's processes die with the builder (the pid namespace's init is killed).
