@@ -1,110 +1,37 @@
 #include "cache/checksum.h"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include <algorithm>
+#include <map>
 #include <memory>
+#include <utility>
 
 #include "base/error.h"
 #include "base/fd.h"
+#include "cache/merged_fs.h"
 #include "cache/path_filter.h"
 
 namespace builder::cache {
 namespace {
 
-// Record format v2, per selected entry, in depth-first order with siblings sorted by
-// name: str(path) u8(type) u32(mode & 07777) u32(uid) u32(gid) u64(rdev)
-// str(symlink target) 16 bytes XXH3-128(content). str = u64 length + bytes; integers
+// Record format v3. Per include path in order, per path it selects (a wildcard's matches
+// in walk order, else the path itself; nothing for a missing one): str(selected path),
+// then the entry it resolves to and, for a directory, its subtree depth-first with
+// siblings sorted by name. Entry: str(path relative to the resolved one, "." for itself)
+// u8(type); for everything but that directory itself: u32(mode & 07777) u64(rdev)
+// str(symlink target) u64(xattr count) {str(name) str(value)} str(first path of its hard
+// link group or "") 16 bytes XXH3-128(content). str = u64 length + bytes; integers
 // little-endian. Changing it changes every context checksum (bump kChecksumVersion).
-// v2: exclude patterns follow PathFilter, and COPY honours them: a v1 checksum may name
-// a cached COPY result that holds excluded files, so no v1 key may be reused.
-constexpr uint32_t kChecksumVersion = 2;
-
-using Elems = std::vector<std::string>;
-
-// Splits a cleaned relative path into elements ("" and "." -> none).
-Elems split_clean(std::string_view p) {
-  Elems out;
-  size_t i = 0;
-  while (i <= p.size()) {
-    size_t j = p.find('/', i);
-    if (j == std::string_view::npos) j = p.size();
-    std::string_view e = p.substr(i, j - i);
-    if (e == "..") {
-      if (!out.empty()) out.pop_back();  // cannot climb above the context root
-    } else if (!e.empty() && e != ".") {
-      out.emplace_back(e);
-    }
-    i = j + 1;
-  }
-  return out;
-}
-
-bool elem_match(const std::string& pat, const std::string& name) {
-  return ::fnmatch(pat.c_str(), name.c_str(), 0) == 0;
-}
-
-// Whether pattern elements pat[pi..] match exactly path[qi..]; `**` matches any number
-// of elements (zero included).
-bool full_match(const Elems& pat, size_t pi, const Elems& path, size_t qi) {
-  if (pi == pat.size()) return qi == path.size();
-  if (pat[pi] == "**") {
-    return full_match(pat, pi + 1, path, qi) ||
-           (qi < path.size() && full_match(pat, pi, path, qi + 1));
-  }
-  return qi < path.size() && elem_match(pat[pi], path[qi]) && full_match(pat, pi + 1, path, qi + 1);
-}
-
-// Whether the include pattern matches `path` or one of its parents: a selected
-// directory takes its subtree along.
-bool matches_prefix(const Elems& pat, const Elems& path) {
-  Elems prefix;
-  for (size_t k = 0; k <= path.size(); ++k) {
-    if (k > 0) prefix.push_back(path[k - 1]);
-    if (!(pat.empty() && k > 0) && full_match(pat, 0, prefix, 0)) return true;
-  }
-  return false;
-}
-
-// Whether some descendant of `path` could match the pattern.
-bool can_extend(const Elems& pat, size_t pi, const Elems& path, size_t qi) {
-  if (qi == path.size()) return pi < pat.size();
-  if (pi == pat.size()) return false;
-  if (pat[pi] == "**")
-    return can_extend(pat, pi + 1, path, qi) || can_extend(pat, pi, path, qi + 1);
-  return elem_match(pat[pi], path[qi]) && can_extend(pat, pi + 1, path, qi + 1);
-}
-
-/// Which paths are hashed: those the include patterns select (a selected directory takes
-/// its subtree along) that the exclude filter keeps.
-class Selector {
- public:
-  Selector(const std::vector<std::string>& include, const std::vector<std::string>& exclude)
-      : filter_(exclude) {
-    for (const auto& p : include) include_.push_back(split_clean(p));
-    if (include_.empty()) include_.push_back({});  // everything
-  }
-
-  bool included(const Elems& path) const {
-    return std::any_of(include_.begin(), include_.end(),
-                       [&](const Elems& p) { return matches_prefix(p, path); });
-  }
-  bool may_include_below(const Elems& path) const {
-    return std::any_of(include_.begin(), include_.end(),
-                       [&](const Elems& p) { return can_extend(p, 0, path, 0); });
-  }
-  const PathFilter& filter() const { return filter_; }
-
- private:
-  std::vector<Elems> include_;
-  PathFilter filter_;
-};
+// v2: exclude patterns follow PathFilter. v3: sources are followed through symlinks and
+// select as the COPY does; owners and the copied directory's own mode left out, xattrs
+// and hard links in.
+constexpr uint32_t kChecksumVersion = 3;
 
 struct StateDeleter {
   void operator()(XXH3_state_t* s) const { XXH3_freeState(s); }
@@ -113,53 +40,66 @@ using State = std::unique_ptr<XXH3_state_t, StateDeleter>;
 
 State new_state() {
   State s(XXH3_createState());
-  if (!s || XXH3_128bits_reset(s.get()) == XXH_ERROR)
-    throw base::Error("checksum: xxhash init failed");
+  if (!s || XXH3_128bits_reset(s.get()) == XXH_ERROR) throw base::Error("checksum: xxhash init failed");
   return s;
+}
+
+bool is_overlay_xattr(const std::string& name) {
+  return name.rfind("trusted.overlay.", 0) == 0 || name.rfind("user.overlay.", 0) == 0;
+}
+
+/// The xattrs a COPY carries over (overlayfs' own are never copied), sorted by name; of
+/// the open `fd` if there is one (no second path walk), else of `path` itself.
+std::vector<std::pair<std::string, std::string>> read_xattrs(const std::string& path, int fd) {
+  auto list = [&](char* buf, size_t size) {
+    return fd >= 0 ? ::flistxattr(fd, buf, size) : ::llistxattr(path.c_str(), buf, size);
+  };
+  auto get = [&](const std::string& name, void* buf, size_t size) {
+    return fd >= 0 ? ::fgetxattr(fd, name.c_str(), buf, size) : ::lgetxattr(path.c_str(), name.c_str(), buf, size);
+  };
+  std::vector<std::pair<std::string, std::string>> out;
+  ssize_t n = list(nullptr, 0);
+  if (n <= 0) return out;
+  std::string names(static_cast<size_t>(n), '\0');
+  n = list(names.data(), names.size());
+  if (n <= 0) return out;
+  for (size_t i = 0; i < static_cast<size_t>(n);) {
+    std::string name(names.c_str() + i);
+    i += name.size() + 1;
+    if (name.empty() || is_overlay_xattr(name)) continue;
+    ssize_t m = get(name, nullptr, 0);
+    if (m < 0) continue;
+    std::string value(static_cast<size_t>(m), '\0');
+    m = get(name, value.data(), value.size());
+    if (m < 0) continue;
+    value.resize(static_cast<size_t>(m));
+    out.emplace_back(std::move(name), std::move(value));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 class Hasher {
  public:
-  Hasher(const Selector& sel) : sel_(sel), state_(new_state()) { put_u32(kChecksumVersion); }
+  explicit Hasher(const MergedFs& view) : view_(view), state_(new_state()) { put_u32(kChecksumVersion); }
 
-  // Hashes the selected, kept entries below `dirfd`. `rel` is `path` joined by '/'.
-  void walk(int dirfd, const std::string& shown, Elems& path, std::string& rel, bool selected) {
-    const PathFilter& filter = sel_.filter();
-    for (const auto& name : read_names(dirfd, shown)) {
-      path.push_back(name);
-      size_t rel_size = rel.size();
-      rel += (rel.empty() ? "" : "/") + name;
-      std::string child = shown + "/" + name;
-      struct stat st;
-      if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
-        throw base::SysError(errno, "stat", child);
-      }
-      bool sel = selected || sel_.included(path);
-      bool ex = filter.excluded(rel);
-      bool dir = S_ISDIR(st.st_mode);
-      if (sel && !ex) add_entry(dirfd, name, child, rel, st);
-      if (dir && (sel || sel_.may_include_below(path)) &&
-          (!ex || filter.dir_may_hold_included(rel))) {
-        // An excluded directory enters the build only if something below it does: its
-        // record waits until then (what the COPY's view of the context shows).
-        bool wait = sel && ex;
-        if (wait) waiting_dirs_.push_back({rel, st});
-        int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) throw base::SysError(errno, "open", child);
-        base::Fd owner(fd);
-        walk(fd, child, path, rel, sel);
-        if (wait && !waiting_dirs_.empty() && waiting_dirs_.back().rel == rel)
-          waiting_dirs_.pop_back();
-      }
-      rel.resize(rel_size);
-      path.pop_back();
+  /// Hashes what copying the source `path` reads.
+  void add_source(const std::string& path) {
+    std::string clean = clean_rel(path);
+    if (!has_wildcards(clean)) {
+      add_selected(clean);
+      return;
     }
-  }
-
-  void add_root(int fd, const std::string& shown) {
-    struct stat st;
-    if (::fstat(fd, &st) < 0) throw base::SysError(errno, "stat", shown);
-    if (sel_.included({})) add_entry(fd, "", shown, "", st);
+    // A prefix that is missing, a symlink loop or a malformed pattern fail the COPY;
+    // nothing to cover.
+    MergedFs::Glob g;
+    try {
+      g = view_.glob(clean);
+    } catch (const base::Error&) {
+      return;
+    }
+    if (g.bad_pattern) return;
+    for (const auto& m : g.matches) add_selected(m);
   }
 
   std::string finish() {
@@ -175,29 +115,82 @@ class Hasher {
   }
 
  private:
-  static std::vector<std::string> read_names(int dirfd, const std::string& shown) {
-    int dupfd = ::dup(dirfd);
-    if (dupfd < 0) throw base::SysError(errno, "dup", shown);
-    DIR* d = ::fdopendir(dupfd);
-    if (!d) {
-      ::close(dupfd);
-      throw base::SysError(errno, "fdopendir", shown);
+  // `selected` is copied as what it resolves to.
+  void add_selected(const std::string& selected) {
+    std::string resolved;
+    try {
+      resolved = view_.resolve(selected, true);
+    } catch (const base::Error&) {
+      return;  // a symlink loop fails the COPY
     }
-    ::rewinddir(d);
-    std::vector<std::string> names;
-    errno = 0;
-    while (struct dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") names.push_back(std::move(n));
+    auto e = view_.lookup(resolved);
+    if (!e) return;
+    put_str(selected);
+    links_.clear();
+    if (S_ISDIR(e->st.st_mode)) {
+      // The copy gives the directory itself only its mtime, which keys leave out.
+      put_str(".");
+      put_u8('d');
+      walk(resolved, "");
+    } else {
+      put_entry(".", *e);
     }
-    int err = errno;
-    ::closedir(d);
-    if (err) throw base::SysError(err, "readdir", shown);
-    std::sort(names.begin(), names.end());
-    return names;
+  }
+
+  void walk(const std::string& dir, const std::string& rel) {
+    for (const auto& [name, e] : view_.entries(dir)) {
+      std::string child = dir.empty() ? name : dir + "/" + name;
+      std::string child_rel = rel.empty() ? name : rel + "/" + name;
+      put_entry(child_rel, e);
+      if (S_ISDIR(e.st.st_mode)) walk(child, child_rel);
+    }
+  }
+
+  static char type_of(mode_t m) {
+    if (S_ISREG(m)) return 'f';
+    if (S_ISDIR(m)) return 'd';
+    if (S_ISLNK(m)) return 'l';
+    if (S_ISCHR(m)) return 'c';
+    if (S_ISBLK(m)) return 'b';
+    if (S_ISFIFO(m)) return 'p';
+    return 's';
+  }
+
+  void put_entry(const std::string& rel, const MergedFs::Entry& e) {
+    const struct stat& st = e.st;
+    put_str(rel);
+    put_u8(static_cast<uint8_t>(type_of(st.st_mode)));
+    put_u32(st.st_mode & 07777);
+    put_u64((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ? st.st_rdev : 0);
+    put_str(S_ISLNK(st.st_mode) ? read_link(e.host_path) : std::string());
+    base::Fd fd;
+    if (S_ISREG(st.st_mode)) {
+      int f = ::open(e.host_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+      if (f < 0) throw base::SysError(errno, "open", e.host_path);
+      fd = base::Fd(f);
+    }
+    auto xattrs = read_xattrs(e.host_path, fd.get());
+    put_u64(xattrs.size());
+    for (const auto& [k, v] : xattrs) {
+      put_str(k);
+      put_str(v);
+    }
+    // The copy links a file to the first copy of it when the source is hard linked.
+    std::string link;
+    if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+      auto [it, fresh] = links_.emplace(std::make_pair(st.st_dev, st.st_ino), rel);
+      if (!fresh) link = it->second;
+    }
+    put_str(link);
+    XXH128_hash_t content{0, 0};
+    if (fd) content = hash_content(fd.get(), e.host_path);
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, content);
+    put(c.digest, sizeof c.digest);
   }
 
   void put(const void* p, size_t n) { XXH3_128bits_update(state_.get(), p, n); }
+  void put_u8(uint8_t v) { put(&v, 1); }
   void put_u32(uint32_t v) {
     unsigned char b[4];
     for (int i = 0; i < 4; ++i) b[i] = static_cast<unsigned char>(v >> (8 * i));
@@ -213,66 +206,14 @@ class Hasher {
     put(s.data(), s.size());
   }
 
-  static char type_of(mode_t m) {
-    if (S_ISREG(m)) return 'f';
-    if (S_ISDIR(m)) return 'd';
-    if (S_ISLNK(m)) return 'l';
-    if (S_ISCHR(m)) return 'c';
-    if (S_ISBLK(m)) return 'b';
-    if (S_ISFIFO(m)) return 'p';
-    return 's';
-  }
-
-  // `name` is relative to `dirfd`; empty means `dirfd` itself (the context root). Writes
-  // the records of the directories waiting above it first.
-  void add_entry(int dirfd, const std::string& name, const std::string& shown,
-                 const std::string& rel, const struct stat& st) {
-    for (const auto& d : waiting_dirs_) put_record(d.rel, d.st, {}, XXH128_hash_t{0, 0});
-    waiting_dirs_.clear();
-    std::string target;
-    if (S_ISLNK(st.st_mode)) {
-      target.resize(static_cast<size_t>(st.st_size) + 1);
-      for (;;) {
-        ssize_t n = ::readlinkat(dirfd, name.c_str(), target.data(), target.size());
-        if (n < 0) throw base::SysError(errno, "readlink", shown);
-        if (static_cast<size_t>(n) < target.size()) {
-          target.resize(static_cast<size_t>(n));
-          break;
-        }
-        target.resize(target.size() * 2);
-      }
-    }
-    XXH128_hash_t content{0, 0};
-    if (S_ISREG(st.st_mode)) content = hash_content(dirfd, name, shown);
-    put_record(rel, st, target, content);
-  }
-
-  void put_record(const std::string& rel, const struct stat& st, std::string_view target,
-                  XXH128_hash_t content) {
-    put_str(rel.empty() ? "." : rel);
-    char t = type_of(st.st_mode);
-    put(&t, 1);
-    put_u32(st.st_mode & 07777);
-    put_u32(st.st_uid);
-    put_u32(st.st_gid);
-    put_u64((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ? st.st_rdev : 0);
-    put_str(target);
-    XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, content);
-    put(c.digest, sizeof c.digest);
-  }
-
-  static XXH128_hash_t hash_content(int dirfd, const std::string& name, const std::string& shown) {
-    int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) throw base::SysError(errno, "open", shown);
-    base::Fd owner(fd);
+  static XXH128_hash_t hash_content(int fd, const std::string& path) {
     State s = new_state();
     std::unique_ptr<char[]> buf(new char[1 << 16]);
     for (;;) {
       ssize_t n = ::read(fd, buf.get(), 1 << 16);
       if (n < 0) {
         if (errno == EINTR) continue;
-        throw base::SysError(errno, "read", shown);
+        throw base::SysError(errno, "read", path);
       }
       if (n == 0) break;
       XXH3_128bits_update(s.get(), buf.get(), static_cast<size_t>(n));
@@ -280,14 +221,9 @@ class Hasher {
     return XXH3_128bits_digest(s.get());
   }
 
-  struct WaitingDir {
-    std::string rel;
-    struct stat st;
-  };
-
-  const Selector& sel_;
+  const MergedFs& view_;
   State state_;
-  std::vector<WaitingDir> waiting_dirs_;  // excluded directories, outermost first
+  std::map<std::pair<dev_t, ino_t>, std::string> links_;  // hard links within one source
 };
 
 }  // namespace
@@ -295,13 +231,13 @@ class Hasher {
 std::string checksum_paths(const std::string& dir, const std::vector<std::string>& include,
                            const std::vector<std::string>& exclude) {
   try {
-    base::Fd fd = base::open_fd(dir, O_RDONLY | O_DIRECTORY);
-    Selector sel(include, exclude);
-    Hasher h(sel);
-    h.add_root(fd.get(), dir);
-    Elems path;
-    std::string rel;
-    h.walk(fd.get(), dir, path, rel, sel.included(path));
+    struct stat st;
+    if (::stat(dir.c_str(), &st) < 0) throw base::SysError(errno, "stat", dir);
+    if (!S_ISDIR(st.st_mode)) throw base::SysError(ENOTDIR, "open", dir);
+    MergedFs view = MergedFs::context(dir, PathFilter(exclude));
+    Hasher h(view);
+    if (include.empty()) h.add_source("");
+    for (const auto& p : include) h.add_source(p);
     return h.finish();
   } catch (base::Error& e) {
     throw e.add_context("while checksumming `" + dir + "`");

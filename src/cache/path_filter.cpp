@@ -106,6 +106,9 @@ bool read_class(const std::u32string& s, size_t& i, Token& t) {
     if (!class_char(s, i, lo)) return false;
     char32_t hi = lo;
     if (s[i] == '-' && !class_char(s, ++i, hi)) return false;
+    // Go's filepath.Match accepts a reversed range (it just never matches), but
+    // patternmatcher compiles patterns to regular expressions, which refuse it.
+    if (hi < lo) return false;
     t.ranges.emplace_back(lo, hi);
   }
 }
@@ -341,6 +344,193 @@ bool PathFilter::dir_may_hold_included(std::string_view rel) const {
       if (!run.alive()) break;
     }
     if (run.alive()) return true;
+  }
+  return false;
+}
+
+namespace {
+
+// Go's utf8.DecodeRuneInString: the code point at the start of `s` and its length; an
+// invalid or truncated sequence (overlong, surrogate, > U+10FFFF) is U+FFFD of length 1.
+std::pair<char32_t, size_t> decode_rune(std::string_view s) {
+  constexpr char32_t kError = 0xfffd;
+  if (s.empty()) return {kError, 0};
+  auto b0 = static_cast<unsigned char>(s[0]);
+  if (b0 < 0x80) return {b0, 1};
+  size_t len = 0;
+  unsigned char lo = 0x80, hi = 0xbf;  // accepted range of the second byte
+  if (b0 >= 0xc2 && b0 <= 0xdf) {
+    len = 2;
+  } else if (b0 >= 0xe0 && b0 <= 0xef) {
+    len = 3;
+    if (b0 == 0xe0) lo = 0xa0;
+    if (b0 == 0xed) hi = 0x9f;
+  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+    len = 4;
+    if (b0 == 0xf0) lo = 0x90;
+    if (b0 == 0xf4) hi = 0x8f;
+  } else {
+    return {kError, 1};
+  }
+  if (s.size() < len) return {kError, 1};
+  char32_t cp = b0 & (0xff >> (len + 1));
+  for (size_t k = 1; k < len; ++k) {
+    auto c = static_cast<unsigned char>(s[k]);
+    if (k == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xbf)) return {kError, 1};
+    cp = (cp << 6) | (c & 0x3f);
+  }
+  return {cp, len};
+}
+
+// Go's getEsc: one possibly escaped character of a class; false for ErrBadPattern.
+bool get_esc(std::string_view& chunk, char32_t& r) {
+  if (chunk.empty() || chunk[0] == '-' || chunk[0] == ']') return false;
+  if (chunk[0] == '\\') {
+    chunk.remove_prefix(1);
+    if (chunk.empty()) return false;
+  }
+  auto [cp, n] = decode_rune(chunk);
+  r = cp;
+  chunk.remove_prefix(n);
+  return !(cp == 0xfffd && n == 1) && !chunk.empty();
+}
+
+// Go's scanChunk: strips leading stars, then takes up to the next `*` outside a class.
+std::string_view scan_chunk(std::string_view& pattern, bool& star) {
+  star = false;
+  while (!pattern.empty() && pattern[0] == '*') {
+    pattern.remove_prefix(1);
+    star = true;
+  }
+  bool in_range = false;
+  size_t i = 0;
+  for (; i < pattern.size(); ++i) {
+    char c = pattern[i];
+    if (c == '\\') {
+      if (i + 1 < pattern.size()) ++i;
+    } else if (c == '[') {
+      in_range = true;
+    } else if (c == ']') {
+      in_range = false;
+    } else if (c == '*' && !in_range) {
+      break;
+    }
+  }
+  std::string_view chunk = pattern.substr(0, i);
+  pattern.remove_prefix(i);
+  return chunk;
+}
+
+enum class Chunk { Match, NoMatch, Bad };
+
+// Go's matchChunk: whether `chunk` (no stars) matches a prefix of `s`; on Match, `s` is
+// left at the rest. After a mismatch the chunk is still parsed, to report a bad pattern.
+Chunk match_chunk(std::string_view chunk, std::string_view& s) {
+  bool failed = false;
+  while (!chunk.empty()) {
+    if (!failed && s.empty()) failed = true;
+    switch (chunk[0]) {
+      case '[': {
+        char32_t r = 0;
+        if (!failed) {
+          auto [cp, n] = decode_rune(s);
+          r = cp;
+          s.remove_prefix(n);
+        }
+        chunk.remove_prefix(1);
+        bool negated = false;
+        if (!chunk.empty() && chunk[0] == '^') {
+          negated = true;
+          chunk.remove_prefix(1);
+        }
+        bool match = false;
+        int nrange = 0;
+        for (;;) {
+          if (!chunk.empty() && chunk[0] == ']' && nrange > 0) {
+            chunk.remove_prefix(1);
+            break;
+          }
+          char32_t lo = 0, hi = 0;
+          if (!get_esc(chunk, lo)) return Chunk::Bad;
+          hi = lo;
+          if (chunk[0] == '-') {
+            chunk.remove_prefix(1);
+            if (!get_esc(chunk, hi)) return Chunk::Bad;
+          }
+          if (lo <= r && r <= hi) match = true;
+          ++nrange;
+        }
+        if (match == negated) failed = true;
+        break;
+      }
+      case '?':
+        if (!failed) {
+          if (s[0] == '/') failed = true;
+          s.remove_prefix(decode_rune(s).second);
+        }
+        chunk.remove_prefix(1);
+        break;
+      case '\\':
+        chunk.remove_prefix(1);
+        if (chunk.empty()) return Chunk::Bad;
+        [[fallthrough]];
+      default:
+        if (!failed) {
+          if (chunk[0] != s[0]) failed = true;
+          s.remove_prefix(1);
+        }
+        chunk.remove_prefix(1);
+        break;
+    }
+  }
+  return failed ? Chunk::NoMatch : Chunk::Match;
+}
+
+}  // namespace
+
+std::optional<bool> path_match(std::string_view pattern, std::string_view name) {
+  while (!pattern.empty()) {
+    bool star = false;
+    std::string_view chunk = scan_chunk(pattern, star);
+    if (star && chunk.empty()) return name.find('/') == std::string_view::npos;  // trailing `*`
+    std::string_view t = name;
+    Chunk c = match_chunk(chunk, t);
+    if (c == Chunk::Match && (t.empty() || !pattern.empty())) {
+      name = t;
+      continue;
+    }
+    if (c == Chunk::Bad) return std::nullopt;
+    bool next = false;
+    if (star) {
+      // Let the star take one more byte, never a '/'.
+      for (size_t i = 0; i < name.size() && name[i] != '/'; ++i) {
+        t = name.substr(i + 1);
+        c = match_chunk(chunk, t);
+        if (c == Chunk::Match) {
+          if (pattern.empty() && !t.empty()) continue;
+          name = t;
+          next = true;
+          break;
+        }
+        if (c == Chunk::Bad) return std::nullopt;
+      }
+    }
+    if (next) continue;
+    // No match; the rest of the pattern must still be well formed.
+    while (!pattern.empty()) {
+      std::string_view rest = scan_chunk(pattern, star);
+      std::string_view empty;
+      if (match_chunk(rest, empty) == Chunk::Bad) return std::nullopt;
+    }
+    return false;
+  }
+  return name.empty();
+}
+
+bool has_wildcards(std::string_view path) {
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] == '\\') ++i;
+    else if (path[i] == '*' || path[i] == '?' || path[i] == '[') return true;
   }
   return false;
 }

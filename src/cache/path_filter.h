@@ -1,9 +1,10 @@
-// cache/path_filter.h — .dockerignore semantics: which paths of a local context are
-// excluded from the build. One matcher shared by the context checksum and the COPY's view
-// of the context, so the cache key covers exactly what the copy reads. Pure: no I/O, no
-// knowledge of the file system beyond relative path strings.
+// cache/path_filter.h — .dockerignore semantics (which paths of a local context are
+// excluded from the build) and Go's filepath.Match for COPY source wildcards; each shared
+// by the context checksum and the COPY, so the cache key covers exactly what the copy
+// reads. Pure: no I/O, no knowledge of the file system beyond relative path strings.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,5 +73,16 @@ class PathFilter {
   std::vector<Pattern> patterns_;
   bool any_negated_ = false;
 };
+
+/// Go's filepath.Match on Linux, byte for byte: `*` is any run without '/', `?` one code
+/// point but '/', `[...]` one code point in the class (`^` negates; `-` and `]` must be
+/// escaped; a class may match '/'), `\` escapes the next character; anything
+/// else matches itself. Returns nullopt where Go returns ErrBadPattern: for a malformed
+/// pattern whatever `name` is (`a[`, `[]a]`, `[a-]`, `x\`). COPY sources match with it.
+std::optional<bool> path_match(std::string_view pattern, std::string_view name);
+
+/// Whether `path` holds a wildcard (`*`, `?`, `[`) not escaped by `\`, as BuildKit's
+/// containsWildcards decides that a COPY source is a pattern: `a\*b` is a literal path.
+bool has_wildcards(std::string_view path);
 
 }  // namespace builder::cache

@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/strings.h"
+#include "cache/ignore_file.h"
 #include "cache/store.h"
 #include "cli.h"
 #include "frontend/lower.h"
@@ -99,22 +100,12 @@ OutputSpec parse_output(const std::string& s) {
 }
 
 /// Patterns of `<dockerfile>.dockerignore` (BuildKit: a Dockerfile-specific ignore file
-/// wins) or else CONTEXT/.dockerignore, read as Docker does: a UTF-8 BOM is dropped,
-/// a line starting with `#` is a comment (before trimming), blank lines are skipped.
+/// wins) or else CONTEXT/.dockerignore.
 std::vector<std::string> read_dockerignore(const std::string& context, const std::string& dockerfile) {
-  std::vector<std::string> out;
   std::string path = dockerfile + ".dockerignore";
   if (!base::path_exists(path)) path = base::path_join(context, ".dockerignore");
-  if (!base::path_exists(path)) return out;
-  std::string text = base::read_file(path);
-  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
-  for (const auto& raw : base::split(text, '\n')) {
-    if (!raw.empty() && raw[0] == '#') continue;
-    std::string line(base::trim(raw));
-    if (line.empty()) continue;
-    out.push_back(line);
-  }
-  return out;
+  if (!base::path_exists(path)) return {};
+  return cache::parse_ignore_file(base::read_file(path));
 }
 
 std::vector<std::string> source_lines(const std::string& source) {

@@ -43,8 +43,9 @@ void Lowerer::lower_copy(Stage& st, const ast::Instruction& ins) {
   from = expand_word(st, ins, from);
   std::string dest_raw = words.back();
   std::vector<std::string> srcs(words.begin(), words.end() - 1);
-  if (srcs.size() > 1 && (dest_raw.empty() || dest_raw.back() != '/'))
-    fail(ins, "When using COPY with more than one source file, the destination must be a directory and end with a /");
+  // Unlike the classic builder, BuildKit accepts several sources for a destination
+  // without a trailing '/': each is copied in turn, so a later file replaces an earlier
+  // one and a file after a directory goes into it.
 
   std::optional<uint32_t> mode;
   if (!chmod.empty()) {
@@ -101,7 +102,7 @@ void Lowerer::lower_copy(Stage& st, const ast::Instruction& ins) {
   cp.chown = chown;
   cp.chmod = mode;
   cp.allow_wildcard = true;
-  cp.allow_empty_wildcard = false;
+  cp.allow_empty_wildcard = true;  // as BuildKit: `COPY *.none /d/` copies nothing
   graph::FileOp op;
   op.actions.push_back(cp);
   st.vertex = add_vertex(op, {st.vertex, src_vertex}, &ins, name, st);

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
 #include "base/error.h"
 #include "cache_test_util.h"
@@ -171,16 +173,84 @@ TEST_CASE("checksum: a malformed exclude pattern is an error") {
   CHECK_THROWS_WITH_AS(c.sum({}, {"*.log", "src/[a-"}), message.c_str(), base::Error);
 }
 
-TEST_CASE("checksum: symlinks are never followed") {
+TEST_CASE("checksum: a symlinked source covers what it leads to, never what is outside") {
   Context c;
+  // `link` -> a.txt: the COPY copies a.txt's content, so the key follows it.
+  std::string before = c.sum({"link"});
+  test::write(c.p("a.txt"), "A changed");
+  CHECK(c.sum({"link"}) != before);
+  // Through a symlinked directory in the middle of the path, and by wildcard.
+  REQUIRE(::symlink("src", c.p("srclink").c_str()) == 0);
+  std::string via = c.sum({"srclink/deep/x.txt"});
+  std::string wild = c.sum({"srcl*"});
+  test::write(c.p("src/deep/x.txt"), "x changed");
+  CHECK(c.sum({"srclink/deep/x.txt"}) != via);
+  CHECK(c.sum({"srcl*"}) != wild);
+  // A link to an absolute host path resolves inside the context: outside/secret is never
+  // read; the context has no such path, so the source selects nothing.
   test::write(c.tmp.path() + "/outside/secret", "s1");
   REQUIRE(::symlink((c.tmp.path() + "/outside").c_str(), c.p("out").c_str()) == 0);
-  std::string before = c.sum({"out"});
-  CHECK(c.sum({"out/*"}) == c.sum({"nope"}));  // not a directory to us
-  CHECK(before != c.sum({"nope"}));
+  REQUIRE(::symlink("../outside/secret", c.p("up").c_str()) == 0);
+  CHECK(c.sum({"out"}) == c.sum({"nope"}));
+  CHECK(c.sum({"out/*"}) == c.sum({"nope"}));
+  CHECK(c.sum({"up"}) == c.sum({"nope"}));
+  // "../outside/secret" from the root is "outside/secret" in the context.
+  test::write(c.p("outside/secret"), "inside");
+  std::string up = c.sum({"up"});
+  CHECK(up != c.sum({"nope"}));
   test::write(c.tmp.path() + "/outside/secret", "s2");
-  CHECK(c.sum({"out"}) == before);
-  CHECK(c.sum({}) == c.sum({}));
+  CHECK(c.sum({"up"}) == up);
+  test::write(c.p("outside/secret"), "inside, changed");
+  CHECK(c.sum({"up"}) != up);
+}
+
+TEST_CASE("checksum: symlinks inside a selected directory count as links") {
+  Context c;
+  REQUIRE(::symlink("../a.txt", c.p("src/l").c_str()) == 0);
+  std::string before = c.sum({"src"});
+  test::write(c.p("a.txt"), "A changed");  // the copy keeps src/l a link
+  CHECK(c.sum({"src"}) == before);
+  REQUIRE(::unlink(c.p("src/l").c_str()) == 0);
+  REQUIRE(::symlink("../b.txt", c.p("src/l").c_str()) == 0);
+  CHECK(c.sum({"src"}) != before);
+}
+
+TEST_CASE("checksum: wildcards select as Go's filepath.Match, dotfiles included") {
+  Context c;
+  std::string txt = c.sum({"*.txt"});
+  test::write(c.p(".hidden.txt"), "dot");
+  CHECK(c.sum({"*.txt"}) != txt);
+  CHECK(c.sum({"*.txt"}) == c.sum({".hidden.txt", "a.txt", "b.txt"}));
+  CHECK(c.sum({"[!a].txt"}) == c.sum({"a.txt"}));  // `!` is a literal in a class
+  CHECK(c.sum({"[^a].txt"}) == c.sum({"b.txt"}));
+  // A malformed pattern selects nothing (the COPY reports it).
+  CHECK(c.sum({"a["}) == c.sum({"nope"}));
+}
+
+TEST_CASE("checksum: owners, and the copied directory's own mode, are not read") {
+  Context c;
+  std::string all = c.sum({});
+  std::string src = c.sum({"src"});
+  // A context is sent owned by 0:0; the copy makes its destination 0755.
+  REQUIRE(::lchown(c.p("a.txt").c_str(), 1234, 5678) == 0);
+  REQUIRE(::chmod(c.p("src").c_str(), 0700) == 0);
+  CHECK(c.sum({"src"}) == src);
+  CHECK(c.sum({}) != all);  // but `src` below the root is copied with its mode
+  REQUIRE(::chmod(c.p("src").c_str(), 0755) == 0);
+  CHECK(c.sum({}) == all);
+}
+
+TEST_CASE("checksum: xattrs and hard links are read") {
+  Context c;
+  std::string all = c.sum({});
+  REQUIRE(::link(c.p("a.txt").c_str(), c.p("src/a-link").c_str()) == 0);
+  std::string linked = c.sum({});
+  REQUIRE(::unlink(c.p("src/a-link").c_str()) == 0);
+  test::write(c.p("src/a-link"), "a");  // same content, no longer a link
+  CHECK(c.sum({}) != linked);
+  REQUIRE(::unlink(c.p("src/a-link").c_str()) == 0);
+  CHECK(c.sum({}) == all);
+  if (::lsetxattr(c.p("a.txt").c_str(), "user.test", "v", 1, 0) == 0) CHECK(c.sum({}) != all);
 }
 
 TEST_CASE("checksum: a missing directory is an error") {

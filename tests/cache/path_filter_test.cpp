@@ -131,3 +131,74 @@ TEST_CASE("path filter: malformed patterns are errors") {
   CHECK_THROWS_WITH_AS(PathFilter({"! "}), "illegal exclusion pattern: \"!\"", base::Error);
   CHECK_NOTHROW(PathFilter({"]", "[\\]]", "[a\\-z]"}));
 }
+
+TEST_CASE("path match: follows Go's filepath.Match, bad patterns included") {
+  // Go's own test table (path/filepath/match_test.go); nullopt is ErrBadPattern.
+  struct Case {
+    const char* pattern;
+    const char* name;
+    std::optional<bool> match;
+  };
+  const Case cases[] = {
+      {"abc", "abc", true},         {"*", "abc", true},
+      {"*c", "abc", true},          {"a*", "a", true},
+      {"a*", "abc", true},          {"a*", "ab/c", false},
+      {"a*/b", "abc/b", true},      {"a*/b", "a/c/b", false},
+      {"a*b*c*d*e*/f", "axbxcxdxe/f", true},
+      {"a*b*c*d*e*/f", "axbxcxdxexxx/f", true},
+      {"a*b*c*d*e*/f", "axbxcxdxe/xxx/f", false},
+      {"a*b*c*d*e*/f", "axbxcxdxexxx/fff", false},
+      {"a*b?c*x", "abxbbxdbxebxczzx", true},
+      {"a*b?c*x", "abxbbxdbxebxczzy", false},
+      {"ab[c]", "abc", true},       {"ab[b-d]", "abc", true},
+      {"ab[e-g]", "abc", false},    {"ab[^c]", "abc", false},
+      {"ab[^b-d]", "abc", false},   {"ab[^e-g]", "abc", true},
+      {"a\\*b", "a*b", true},       {"a\\*b", "ab", false},
+      {"a?b", "a\u263ab", true},    {"a[^a]b", "a\u263ab", true},
+      {"a???b", "a\u263ab", false}, {"a[^a][^a][^a]b", "a\u263ab", false},
+      {"[a-\u03b6]*", "\u03b1", true},
+      {"*[a-\u03b6]", "A", false},  {"a?b", "a/b", false},
+      {"a*b", "a/b", false},        {"[\\]a]", "]", true},
+      {"[\\-]", "-", true},         {"[x\\-]", "x", true},
+      {"[x\\-]", "-", true},        {"[x\\-]", "z", false},
+      {"[\\-x]", "x", true},        {"[\\-x]", "-", true},
+      {"[\\-x]", "a", false},       {"[]a]", "]", std::nullopt},
+      {"[-]", "-", std::nullopt},   {"[x-]", "x", std::nullopt},
+      {"[x-]", "-", std::nullopt},  {"[x-]", "z", std::nullopt},
+      {"[-x]", "x", std::nullopt},  {"[-x]", "-", std::nullopt},
+      {"[-x]", "a", std::nullopt},  {"\\", "a", std::nullopt},
+      {"[a-b-c]", "a", std::nullopt},
+      {"[", "a", std::nullopt},     {"[^", "a", std::nullopt},
+      {"[^bc", "a", std::nullopt},  {"a[", "a", std::nullopt},
+      {"a[", "ab", std::nullopt},   {"a[", "x", std::nullopt},
+      {"a/b[", "x", std::nullopt},  {"*x", "xxx", true},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.pattern);
+    CAPTURE(c.name);
+    CHECK(cache::path_match(c.pattern, c.name) == c.match);
+  }
+}
+
+TEST_CASE("path match: a leading dot is an ordinary character, `[!...]` is not a negation") {
+  CHECK(cache::path_match("*.txt", ".a.txt") == true);
+  CHECK(cache::path_match("*", ".hidden") == true);
+  CHECK(cache::path_match("?a", ".a") == true);
+  CHECK(cache::path_match("a[!x]", "a!") == true);
+  CHECK(cache::path_match("a[!x]", "ab") == false);
+  // POSIX classes do not exist: "[[:alpha:]]" is the class "[:alph" then a literal ']'.
+  CHECK(cache::path_match("[[:alpha:]]", "a]") == true);
+  CHECK(cache::path_match("[[:alpha:]]", "a") == false);
+  // A class is the one operator that can match a '/'.
+  CHECK(cache::path_match("a[^x]b", "a/b") == true);
+}
+
+TEST_CASE("path match: has_wildcards skips what a backslash escapes") {
+  CHECK(cache::has_wildcards("*.txt"));
+  CHECK(cache::has_wildcards("a?"));
+  CHECK(cache::has_wildcards("x[1]"));
+  CHECK(cache::has_wildcards("a\\*b*"));
+  CHECK_FALSE(cache::has_wildcards("a\\*b"));
+  CHECK_FALSE(cache::has_wildcards("x\\[1]"));
+  CHECK_FALSE(cache::has_wildcards("plain/path.txt"));
+}

@@ -133,8 +133,13 @@ TEST_CASE("lower: COPY makes a local source and a copy on top") {
   CHECK(h[h.size() - 2].created_by == "COPY --chown=1:2 --chmod=644 a.txt b/ dst/ # buildkit");
   CHECK(h.back().created_by == "COPY . . # buildkit");
   CHECK(r.source_map[3].name == "[3/4] COPY --chmod=644 --chown=1:2 a.txt b/ dst/");
-  CHECK(error_of("FROM busybox\nCOPY a b c\n") ==
-        "Dockerfile:2:1: When using COPY with more than one source file, the destination must be a directory and end with a /");
+  // As BuildKit: a wildcard matching nothing copies nothing, and several sources may go
+  // to a destination without a trailing '/' (each is copied in turn; no error).
+  CHECK(cp.allow_empty_wildcard);
+  auto multi = lower_text("FROM busybox\nCOPY a b c\n");
+  auto& mc = std::get<graph::CopyAction>(op_at<graph::FileOp>(multi, 2).actions[0]);
+  CHECK(mc.src_paths == std::vector<std::string>{"a", "b"});
+  CHECK(mc.dest == "/c");
 }
 
 TEST_CASE("lower: config instructions and history") {

@@ -34,6 +34,8 @@ std::string LocalExecutor::local_dir(const std::string& name) const {
 }
 
 std::string LocalExecutor::content_key(const graph::Vertex& v) {
+  // What a file op writes depends on this code as well as on the op and its inputs.
+  if (std::holds_alternative<graph::FileOp>(v.op)) return kFileOpVersion;
   const auto* s = std::get_if<graph::SourceOp>(&v.op);
   if (!s || s->kind != graph::SourceOp::Kind::Local) return {};
   return cache::checksum_paths(local_dir(s->local_name), s->include_patterns, s->exclude_patterns);
@@ -124,28 +126,23 @@ Result LocalExecutor::run_exec(const graph::ExecOp& op, const std::vector<Result
   return r;
 }
 
-static std::optional<Owner> resolve_owner(const std::string& chown, const std::vector<std::string>& lowers_top_first,
-                                          const std::string& upper) {
-  if (chown.empty()) return std::nullopt;
-  exec::RunSpec spec;
-  spec.lower_dirs = lowers_top_first;
-  spec.upper_dir = upper;
-  spec.user = chown;
-  auto cred = exec::resolve_user(spec);
-  return Owner{cred.uid, cred.gid};
-}
-
 Result LocalExecutor::run_file(const graph::FileOp& op, const std::vector<Result>& inputs) {
   const Result& target = inputs.at(0);
   auto pending = store_.snapshots().create();
   std::vector<std::string> target_layers = layer_paths_top_first(store_, target);
-  std::vector<MergedFs> sources;
-  for (const auto& in : inputs)
-    sources.emplace_back(layer_paths_top_first(store_, in), cache::PathFilter(in.local_excludes));
+  std::vector<cache::MergedFs> sources;
+  for (const auto& in : inputs) {
+    if (!in.local_dir.empty())
+      sources.push_back(cache::MergedFs::context(in.local_dir, cache::PathFilter(in.local_excludes)));
+    else
+      sources.emplace_back(layer_paths_top_first(store_, in));
+  }
+  std::vector<std::string> with_upper{pending.fs_dir()};
+  with_upper.insert(with_upper.end(), target_layers.begin(), target_layers.end());
   for (const auto& action : op.actions) {
     const std::string& chown = std::visit([](const auto& a) -> const std::string& { return a.chown; }, action);
     apply_file_action(action, pending.fs_dir(), target_layers, sources,
-                      resolve_owner(chown, target_layers, pending.fs_dir()));
+                      resolve_owner(chown, cache::MergedFs(with_upper)));
   }
   Result r = target;
   r.layers.push_back(pending.commit(target.layers.empty() ? std::string() : target.layers.back()));

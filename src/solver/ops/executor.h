@@ -25,7 +25,7 @@ class Executor {
  public:
   virtual ~Executor() = default;
   /// Key material beyond the op's encoding: a content checksum of the selected files
-  /// for local sources; empty for other ops.
+  /// for local sources, the implementation's version for file ops; empty for others.
   virtual std::string content_key(const graph::Vertex& v) = 0;
   /// The cached result for `key`, or nullopt (a miss is not an error). Results whose
   /// snapshots are gone are misses.

@@ -1,12 +1,16 @@
 #include "solver/ops/file_op.h"
 
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+
+#include <cctype>
+#include <charconv>
+#include <cstdint>
+#include <map>
 
 #include "base/error.h"
 #include "base/fd.h"
@@ -15,9 +19,10 @@
 
 namespace builder::ops {
 
-namespace {
+using cache::clean_rel;
+using cache::MergedFs;
 
-bool has_wildcard(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
+namespace {
 
 std::string parent_of(const std::string& rel) {
   auto p = rel.rfind('/');
@@ -35,10 +40,36 @@ std::string join_rel(const std::string& a, const std::string& b) {
 
 void set_times(const std::string& path, const struct stat& st) {
   struct timespec ts[2] = {st.st_atim, st.st_mtim};
-  ::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+  base::check_sys(::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW), "utimensat", path);
 }
 
-/// The writable view: the new layer on top of the target's layers.
+bool is_overlay_xattr(const std::string& name) {
+  return name.rfind("trusted.overlay.", 0) == 0 || name.rfind("user.overlay.", 0) == 0;
+}
+
+/// Copies extended attributes but overlayfs' own. Like BuildKit, a failure to read or set
+/// one (a file system without user xattrs, a symlink) is not an error.
+void copy_xattrs(const std::string& from, const std::string& to) {
+  ssize_t n = ::llistxattr(from.c_str(), nullptr, 0);
+  if (n <= 0) return;
+  std::string names(static_cast<size_t>(n), '\0');
+  n = ::llistxattr(from.c_str(), names.data(), names.size());
+  if (n <= 0) return;
+  for (size_t i = 0; i < static_cast<size_t>(n);) {
+    std::string name(names.c_str() + i);
+    i += name.size() + 1;
+    if (name.empty() || is_overlay_xattr(name)) continue;
+    ssize_t m = ::lgetxattr(from.c_str(), name.c_str(), nullptr, 0);
+    if (m < 0) continue;
+    std::string value(static_cast<size_t>(m), '\0');
+    m = ::lgetxattr(from.c_str(), name.c_str(), value.data(), value.size());
+    if (m < 0) continue;
+    ::lsetxattr(to.c_str(), name.c_str(), value.data(), static_cast<size_t>(m), 0);
+  }
+}
+
+/// The writable view: the new layer on top of the target's layers. Every change goes to
+/// the upper layer; what it changes below is copied up first, as overlayfs would.
 class Target {
  public:
   Target(std::string upper, const std::vector<std::string>& lowers)
@@ -50,39 +81,57 @@ class Target {
         lower_(lowers) {}
 
   const MergedFs& merged() const { return merged_; }
+  std::optional<MergedFs::Entry> lookup(const std::string& rel) const { return merged_.lookup(rel); }
   std::string host(const std::string& rel) const { return rel.empty() ? upper_ : upper_ + "/" + rel; }
 
-  /// Makes `rel` a directory in the upper layer; parents that exist below are copied
-  /// up with their metadata, new ones get `mode` and `owner`.
-  void ensure_dir(const std::string& rel, mode_t mode, const Owner& owner,
-                  const struct stat* meta = nullptr) {
+  /// Makes `rel`, a directory of the merged view, a directory of the upper layer, copied
+  /// up with its metadata (and its parents with theirs).
+  void copy_up(const std::string& rel) {
     if (rel.empty()) return;
-    ensure_dir(parent_of(rel), 0755, owner);
     std::string h = host(rel);
     struct stat st;
-    if (::lstat(h.c_str(), &st) == 0) {
-      if (S_ISDIR(st.st_mode)) return;
-      base::remove_all(h);  // a file or whiteout in this layer is replaced
-    }
+    if (::lstat(h.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return;
+    copy_up(parent_of(rel));
     auto below = lower_.lookup(rel);
+    if (!below || !S_ISDIR(below->st.st_mode)) throw base::Error("copy up `/" + rel + "`: not a directory below");
     base::check_sys(::mkdir(h.c_str(), 0700), "mkdir", h);
-    if (below && S_ISDIR(below->st.st_mode)) {
-      apply_meta(h, below->st.st_mode & 07777, below->st.st_uid, below->st.st_gid, &below->st);
-    } else {
-      if (below) ::lsetxattr(h.c_str(), "trusted.overlay.opaque", "y", 1, 0);  // hides what a file shadowed
-      if (meta) apply_meta(h, meta->st_mode & 07777, owner.uid, owner.gid, meta);
-      else apply_meta(h, mode, owner.uid, owner.gid, nullptr);
-    }
+    base::check_sys(::lchown(h.c_str(), below->st.st_uid, below->st.st_gid), "chown", h);
+    base::check_sys(::chmod(h.c_str(), below->st.st_mode & 07777), "chmod", h);
+    copy_xattrs(below->host_path, h);
+    set_times(h, below->st);
   }
 
-  static void apply_meta(const std::string& h, mode_t mode, uid_t uid, gid_t gid, const struct stat* times) {
+  /// Creates `rel`, absent from the merged view, as a new directory in the upper layer.
+  void make_dir(const std::string& rel, mode_t mode, uid_t uid, gid_t gid) {
+    copy_up(parent_of(rel));
+    std::string h = host(rel);
+    struct stat st;
+    if (::lstat(h.c_str(), &st) == 0) base::remove_all(h);  // a whiteout in this layer
+    base::check_sys(::mkdir(h.c_str(), 0700), "mkdir", h);
+    // Whatever the upper layer hid at `rel` stays hidden under the new directory.
+    if (lower_.lookup(rel)) ::lsetxattr(h.c_str(), "trusted.overlay.opaque", "y", 1, 0);
     base::check_sys(::lchown(h.c_str(), uid, gid), "chown", h);
     base::check_sys(::chmod(h.c_str(), mode), "chmod", h);
-    if (times) set_times(h, *times);
   }
 
-  /// Clears whatever the upper layer holds at `rel` (a file being replaced).
-  void clear(const std::string& rel) {
+  /// `mkdir -p` of the resolved path `rel` (os.MkdirAll in fsutil): missing directories
+  /// get `mode` and the owner. Returns the first existing non-directory on the way (and
+  /// creates nothing below it), or nullopt.
+  std::optional<std::string> make_dirs(const std::string& rel, mode_t mode, uid_t uid, gid_t gid) {
+    std::string cur;
+    for (const auto& part : base::split(rel, '/')) {
+      if (part.empty()) continue;
+      cur = join_rel(cur, part);
+      auto e = lookup(cur);
+      if (!e) make_dir(cur, mode, uid, gid);
+      else if (!S_ISDIR(e->st.st_mode)) return cur;
+    }
+    return std::nullopt;
+  }
+
+  /// Makes room in the upper layer for a new non-directory at `rel`.
+  void prepare_entry(const std::string& rel) {
+    copy_up(parent_of(rel));
     std::string h = host(rel);
     struct stat st;
     if (::lstat(h.c_str(), &st) == 0) base::remove_all(h);
@@ -94,30 +143,13 @@ class Target {
   MergedFs lower_;
 };
 
-void copy_entry(const MergedFs& src, const std::string& src_rel, const MergedFs::Entry& e, Target& dst,
-                const std::string& dst_rel, const graph::CopyAction& c, const Owner& owner);
-
-void copy_tree(const MergedFs& src, const std::string& src_rel, const struct stat& dir_st, Target& dst,
-               const std::string& dst_rel, const graph::CopyAction& c, const Owner& owner) {
-  mode_t mode = c.chmod ? *c.chmod : (dir_st.st_mode & 07777);
-  struct stat meta = dir_st;
-  meta.st_mode = (meta.st_mode & ~07777) | mode;
-  dst.ensure_dir(dst_rel, mode, owner, &meta);
-  for (const auto& name : src.list(src_rel)) {
-    std::string child = join_rel(src_rel, name);
-    auto e = src.lookup(child);
-    if (!e) continue;
-    copy_entry(src, child, *e, dst, join_rel(dst_rel, name), c, owner);
-  }
-}
-
 void copy_file_data(const std::string& from, const std::string& to, const struct stat& st) {
   base::Fd in = base::open_fd(from, O_RDONLY | O_NOFOLLOW);
   base::Fd out = base::open_fd(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
   off_t left = st.st_size;
   while (left > 0) {
     ssize_t n = ::copy_file_range(in.get(), nullptr, out.get(), nullptr, static_cast<size_t>(left), 0);
-    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL))
+    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP || errno == EPERM))
       n = ::sendfile(out.get(), in.get(), nullptr, static_cast<size_t>(left));
     if (n < 0) throw base::SysError(errno, "copy", from);
     if (n == 0) break;
@@ -125,105 +157,241 @@ void copy_file_data(const std::string& from, const std::string& to, const struct
   }
 }
 
-void copy_entry(const MergedFs& src, const std::string& src_rel, const MergedFs::Entry& e, Target& dst,
-                const std::string& dst_rel, const graph::CopyAction& c, const Owner& owner) {
-  const struct stat& st = e.st;
-  if (S_ISDIR(st.st_mode)) {
-    copy_tree(src, src_rel, st, dst, dst_rel, c, owner);
-    return;
+/// One COPY source, as fsutil's copy.Copy: what `src_rel` leads to goes to `dst_rel`.
+/// Hard links among the copied files are kept (within this source, as in BuildKit).
+class Copier {
+ public:
+  Copier(const graph::CopyAction& c, const MergedFs& src, Target& dst, const std::optional<Owner>& owner)
+      : c_(c), src_(src), dst_(dst), owner_(owner) {}
+
+  /// `top` is false below the copied directory: there existing directories take the
+  /// source's metadata; the destination itself keeps its own, but takes the mtime.
+  void copy(const std::string& src_rel, const MergedFs::Entry& e, const std::string& dst_rel, bool top) {
+    const struct stat& st = e.st;
+    auto t = dst_.lookup(dst_rel);
+    std::string h = dst_.host(dst_rel);
+    if (S_ISDIR(st.st_mode)) {
+      bool created = false;
+      if (!t) {
+        dst_.make_dir(dst_rel, 0700, 0, 0);
+        created = true;
+      } else if (!S_ISDIR(t->st.st_mode)) {
+        throw base::Error("COPY failed: cannot copy to non-directory: /" + dst_rel);
+      } else {
+        dst_.copy_up(dst_rel);
+      }
+      for (const auto& [name, ce] : src_.entries(src_rel))
+        copy(join_rel(src_rel, name), ce, join_rel(dst_rel, name), false);
+      // After the children, which touched its mtime.
+      if (created || !top) apply_meta(h, e);
+      else set_times(h, st);
+      return;
+    }
+    if (t && S_ISDIR(t->st.st_mode))
+      throw base::Error("COPY failed: cannot replace to directory /" + dst_rel + " with file");
+    dst_.prepare_entry(dst_rel);
+    switch (st.st_mode & S_IFMT) {
+      case S_IFREG: {
+        if (st.st_nlink > 1) {
+          auto [it, fresh] = links_.emplace(std::make_pair(st.st_dev, st.st_ino), dst_rel);
+          // Linked to its first copy, unless that is gone (overwritten by this copy).
+          if (!fresh && ::link(dst_.host(it->second).c_str(), h.c_str()) == 0) break;
+          it->second = dst_rel;
+        }
+        copy_file_data(e.host_path, h, st);
+        break;
+      }
+      case S_IFLNK: {
+        std::string target = cache::read_link(e.host_path);
+        base::check_sys(::symlink(target.c_str(), h.c_str()), "symlink", h);
+        break;
+      }
+      case S_IFIFO:
+      case S_IFCHR:
+      case S_IFBLK:
+        base::check_sys(::mknod(h.c_str(), (st.st_mode & S_IFMT) | 0600, st.st_rdev), "mknod", h);
+        break;
+      default: {
+        // A socket becomes an empty file with its permissions, as fsutil copies one.
+        base::Fd fd = base::open_fd(h, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+        break;
+      }
+    }
+    apply_meta(h, e);
   }
-  dst.ensure_dir(parent_of(dst_rel), 0755, owner);
-  dst.clear(dst_rel);
-  std::string h = dst.host(dst_rel);
-  mode_t mode = c.chmod ? *c.chmod : (st.st_mode & 07777);
-  if (S_ISREG(st.st_mode)) {
-    copy_file_data(e.host_path, h, st);
-  } else if (S_ISLNK(st.st_mode)) {
-    char buf[4096];
-    ssize_t n = ::readlink(e.host_path.c_str(), buf, sizeof buf);
-    if (n < 0) throw base::SysError(errno, "readlink", e.host_path);
-    base::check_sys(::symlink(std::string(buf, static_cast<size_t>(n)).c_str(), h.c_str()), "symlink", h);
-    base::check_sys(::lchown(h.c_str(), owner.uid, owner.gid), "chown", h);
+
+ private:
+  /// fsutil's copyFileInfo: owner (--chown or the source's), mode (--chmod or the
+  /// source's; never on a symlink), xattrs, then the source's times.
+  void apply_meta(const std::string& h, const MergedFs::Entry& e) {
+    const struct stat& st = e.st;
+    uid_t uid = owner_ ? owner_->uid : st.st_uid;
+    gid_t gid = owner_ ? owner_->gid : st.st_gid;
+    base::check_sys(::lchown(h.c_str(), uid, gid), "chown", h);
+    if (!S_ISLNK(st.st_mode)) {
+      mode_t mode = c_.chmod ? static_cast<mode_t>(*c_.chmod & 07777) : (st.st_mode & 07777);
+      base::check_sys(::chmod(h.c_str(), mode), "chmod", h);
+    }
+    copy_xattrs(e.host_path, h);
     set_times(h, st);
-    return;
-  } else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
-    base::check_sys(::mknod(h.c_str(), (st.st_mode & S_IFMT) | 0600, st.st_rdev), "mknod", h);
-  } else {
-    return;  // sockets are not copied, as in Docker
   }
-  Target::apply_meta(h, mode, owner.uid, owner.gid, &st);
+
+  const graph::CopyAction& c_;
+  const MergedFs& src_;
+  Target& dst_;
+  const std::optional<Owner>& owner_;
+  std::map<std::pair<dev_t, ino_t>, std::string> links_;
+};
+
+std::string not_found(const std::string& path) {
+  return "COPY failed: file not found in build context or excluded: stat " + path + ": not found";
 }
 
-/// Expands wildcards element by element against the source view.
-void glob(const MergedFs& src, const std::vector<std::string>& parts, size_t i, const std::string& prefix,
-          std::vector<std::string>& out) {
-  if (i == parts.size()) {
-    out.push_back(prefix);
-    return;
+/// The path elements before the first one with a wildcard.
+std::string wildcard_prefix(const std::string& clean) {
+  std::vector<std::string> prefix;
+  for (const auto& part : base::split(clean, '/')) {
+    if (cache::has_wildcards(part)) break;
+    prefix.push_back(part);
   }
-  if (!has_wildcard(parts[i])) {
-    std::string next = join_rel(prefix, parts[i]);
-    if (i + 1 == parts.size() ? src.lookup(next).has_value() : true) glob(src, parts, i + 1, next, out);
-    return;
-  }
-  for (const auto& name : src.list(prefix))
-    if (::fnmatch(parts[i].c_str(), name.c_str(), FNM_PERIOD) == 0) glob(src, parts, i + 1, join_rel(prefix, name), out);
+  return base::join(prefix, "/");
 }
 
-void do_copy(const graph::CopyAction& c, Target& dst, const MergedFs& src, const Owner& owner) {
-  bool wildcard = false;
-  std::vector<std::string> matches;
+/// BuildKit's docopy, for each source in order (each its own copy action there).
+void do_copy(const graph::CopyAction& c, Target& dst, const MergedFs& src, const std::optional<Owner>& owner) {
+  // The destination: a trailing '/' (or "/.") names a directory to copy into.
+  std::string dest = clean_rel(c.dest);
+  bool into_dir = c.dest.empty() || c.dest.back() == '/' || c.dest == "." || c.dest.ends_with("/.");
+  std::string ensure = into_dir ? dest : parent_of(dest);
+  // Directories the copy creates: --chmod's permission bits (or 0755), --chown's owner.
+  mode_t dir_mode = c.chmod ? static_cast<mode_t>(*c.chmod & 0777) : 0755;
+  uid_t dir_uid = owner ? owner->uid : 0;
+  gid_t dir_gid = owner ? owner->gid : 0;
+
+  // Symlink loops, in a source or the destination.
+  auto resolve = [](const MergedFs& fs, const std::string& path) {
+    try {
+      return fs.resolve(path, true);
+    } catch (const base::Error& e) {
+      throw base::Error("COPY failed: " + e.message());
+    }
+  };
+  auto copy_one = [&](const std::string& m) {
+    std::string src_rel = resolve(src, m);
+    auto e = src.lookup(src_rel);
+    if (!e) throw base::Error(not_found(m));
+    auto make_dirs = [&](const std::string& rel) {
+      if (auto file = dst.make_dirs(rel, dir_mode, dir_uid, dir_gid))
+        throw base::Error("COPY failed: mkdir /" + *file + ": not a directory");
+    };
+    make_dirs(resolve(dst.merged(), ensure));
+    std::string to = resolve(dst.merged(), dest);
+    auto existing = dst.lookup(to);
+    bool src_dir = S_ISDIR(e->st.st_mode);
+    // A file into an existing directory keeps the name it was selected by.
+    if (!src_dir && existing && S_ISDIR(existing->st.st_mode)) to = join_rel(to, base_of(m));
+    make_dirs(src_dir && !existing ? to : parent_of(to));
+    Copier(c, src, dst, owner).copy(src_rel, *e, to, true);
+  };
+
   for (const auto& p : c.src_paths) {
     std::string rel = clean_rel(p);
-    if (c.allow_wildcard && has_wildcard(rel)) {
-      wildcard = true;
-      std::vector<std::string> found;
-      glob(src, base::split(rel, '/'), 0, "", found);
-      if (found.empty() && !c.allow_empty_wildcard)
-        throw base::Error("COPY failed: no source files were specified matching `" + p + "`");
-      matches.insert(matches.end(), found.begin(), found.end());
-    } else {
-      matches.push_back(rel);
+    if (!c.allow_wildcard || !cache::has_wildcards(rel)) {
+      copy_one(rel);
+      continue;
     }
+    MergedFs::Glob g;
+    try {
+      g = src.glob(rel);
+    } catch (const base::Error& e) {
+      throw base::Error("COPY failed: " + e.message());
+    }
+    if (g.prefix_missing) throw base::Error(not_found(wildcard_prefix(rel)));
+    if (g.bad_pattern) throw base::Error("COPY failed: syntax error in pattern `" + p + "`");
+    if (g.matches.empty() && !c.allow_empty_wildcard)
+      throw base::Error("COPY failed: no source files were specified matching `" + p + "`");
+    for (const auto& m : g.matches) copy_one(m);
   }
-  std::string dest_rel = clean_rel(c.dest);
-  bool dest_slash = !c.dest.empty() && (c.dest.back() == '/' || c.dest == "." || c.dest.ends_with("/."));
-  // A destination that already is a directory receives sources by name, as in Docker.
-  std::string dest_resolved = dst.merged().resolve(dest_rel, true);
-  auto dest_entry = dst.merged().lookup(dest_resolved);
-  bool dest_is_dir = dest_slash || matches.size() > 1 || wildcard ||
-                     (dest_entry && S_ISDIR(dest_entry->st.st_mode));
-  for (const auto& m : matches) {
-    std::string resolved = src.resolve(m, c.follow_symlinks);
-    auto e = src.lookup(resolved);
-    if (!e) throw base::Error("COPY failed: file not found in build context or excluded: stat " + m + ": not found");
-    // Parents of the destination may be symlinks inside the target: resolve them there.
-    std::string target;
-    if (S_ISDIR(e->st.st_mode)) target = dest_resolved;
-    else if (dest_is_dir) target = join_rel(dest_resolved, base_of(m.empty() ? resolved : m));
-    else target = join_rel(dst.merged().resolve(parent_of(dest_rel), true), base_of(dest_rel));
-    if (target.empty() && !S_ISDIR(e->st.st_mode)) throw base::Error("COPY failed: cannot copy a file to `/`");
-    copy_entry(src, resolved, *e, dst, target, c, owner);
+}
+
+/// Go's strconv.ParseInt(s, 10, 32), as BuildKit's parseUID reads a numeric id.
+std::optional<uint32_t> parse_id(const std::string& s) {
+  if (s == "root") return 0;
+  std::string_view v = s;
+  bool negative = false;
+  if (!v.empty() && (v[0] == '+' || v[0] == '-')) {
+    negative = v[0] == '-';
+    v.remove_prefix(1);
   }
+  if (v.empty() || v.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+  int64_t n = 0;
+  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || ptr != v.data() + v.size()) return std::nullopt;
+  if (negative) n = -n;
+  if (n < INT32_MIN || n > INT32_MAX) return std::nullopt;
+  return static_cast<uint32_t>(static_cast<int32_t>(n));
+}
+
+/// Field `field` (0-based) of the first line of /etc/<file> in `target` whose first field
+/// is `name`, parsed as Go's strconv.Atoi does in moby/sys/user (0 if not a number).
+std::optional<uint32_t> lookup_id(const MergedFs& target, const std::string& file, const std::string& name,
+                                  size_t field) {
+  auto e = target.lookup(target.resolve(file, true));
+  if (!e) return std::nullopt;
+  if (!S_ISREG(e->st.st_mode)) throw base::Error("/" + file + " is not a regular file");
+  for (const auto& raw : base::split(base::read_file(e->host_path), '\n')) {
+    std::string_view line = raw;
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.front()))) line.remove_prefix(1);
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.remove_suffix(1);
+    if (line.empty()) continue;
+    auto fields = base::split(line, ':');
+    if (fields[0] != name) continue;
+    if (fields.size() <= field) return 0;
+    int64_t n = 0;
+    const std::string& f = fields[field];
+    auto [ptr, ec] = std::from_chars(f.data(), f.data() + f.size(), n);
+    if (ec != std::errc() || ptr != f.data() + f.size() || n < 0 || n > UINT32_MAX) return 0;
+    return static_cast<uint32_t>(n);
+  }
+  return std::nullopt;
 }
 
 }  // namespace
+
+std::optional<Owner> resolve_owner(const std::string& chown, const MergedFs& target) {
+  if (chown.empty()) return std::nullopt;
+  auto colon = chown.find(':');
+  std::string user = chown.substr(0, colon);
+  Owner o;
+  if (auto id = parse_id(user)) {
+    o.uid = o.gid = *id;
+  } else {
+    if (auto uid = lookup_id(target, "etc/passwd", user, 2)) o.uid = *uid;
+    if (auto gid = lookup_id(target, "etc/passwd", user, 3)) o.gid = *gid;
+  }
+  if (colon != std::string::npos) {
+    std::string group = chown.substr(colon + 1);
+    if (auto id = parse_id(group)) o.gid = *id;
+    else if (auto gid = lookup_id(target, "etc/group", group, 2)) o.gid = *gid;
+  }
+  return o;
+}
 
 void apply_file_action(const graph::FileAction& action, const std::string& upper,
                        const std::vector<std::string>& target_layers, const std::vector<MergedFs>& sources,
                        const std::optional<Owner>& owner) {
   Target dst(upper, target_layers);
-  Owner own = owner.value_or(Owner{});
   if (const auto* c = std::get_if<graph::CopyAction>(&action)) {
-    do_copy(*c, dst, sources.at(static_cast<size_t>(c->src_input)), own);
+    do_copy(*c, dst, sources.at(static_cast<size_t>(c->src_input)), owner);
     return;
   }
   const auto& m = std::get<graph::MkdirAction>(action);
+  Owner own = owner.value_or(Owner{});
   std::string rel = dst.merged().resolve(m.path, true);
-  auto existing = dst.merged().lookup(rel);
+  auto existing = dst.lookup(rel);
   if (existing && S_ISDIR(existing->st.st_mode)) return;
-  if (existing) throw base::Error("mkdir `" + m.path + "`: not a directory");
-  dst.ensure_dir(rel, m.mode, own);
+  if (existing || dst.make_dirs(rel, m.mode, own.uid, own.gid))
+    throw base::Error("mkdir `" + m.path + "`: not a directory");
 }
 
 }  // namespace builder::ops
