@@ -36,6 +36,30 @@ std::string_view trim(std::string_view s) {
   return s.substr(b, e - b + 1);
 }
 
+std::string clean_path(std::string_view p) {
+  bool rooted = !p.empty() && p[0] == '/';
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < p.size()) {
+    size_t j = p.find('/', i);
+    if (j == std::string_view::npos) j = p.size();
+    std::string_view e = p.substr(i, j - i);
+    if (e == "..") {
+      if (!out.empty() && out.back() != "..") out.pop_back();
+      else if (!rooted) out.push_back(e);
+    } else if (!e.empty() && e != ".") {
+      out.push_back(e);
+    }
+    i = j + 1;
+  }
+  std::string r = rooted ? "/" : "";
+  for (size_t k = 0; k < out.size(); ++k) {
+    if (k) r += '/';
+    r += out[k];
+  }
+  return r.empty() ? "." : r;
+}
+
 std::string to_lower(std::string_view s) {
   std::string r(s);
   for (char& c : r)

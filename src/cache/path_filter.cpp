@@ -3,46 +3,13 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "base/strings.h"
 
 namespace builder::cache {
 namespace {
 
 using Token = PathFilter::Token;
 using Kind = Token::Kind;
-
-std::string_view trim_space(std::string_view s) {
-  constexpr std::string_view kSpace = " \t\r\n\v\f";
-  size_t b = s.find_first_not_of(kSpace);
-  if (b == std::string_view::npos) return {};
-  return s.substr(b, s.find_last_not_of(kSpace) - b + 1);
-}
-
-// Go's path.Clean: "" -> ".", "a//b/./c/.." -> "a/b", "/../a" -> "/a", "../a" stays.
-std::string go_clean(std::string_view p) {
-  bool rooted = !p.empty() && p[0] == '/';
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < p.size()) {
-    size_t j = p.find('/', i);
-    if (j == std::string_view::npos) j = p.size();
-    std::string_view e = p.substr(i, j - i);
-    if (e == "..") {
-      if (!out.empty() && out.back() != "..")
-        out.pop_back();
-      else if (!rooted)
-        out.push_back(e);
-    } else if (!e.empty() && e != ".") {
-      out.push_back(e);
-    }
-    i = j + 1;
-  }
-  std::string r = rooted ? "/" : "";
-  for (size_t k = 0; k < out.size(); ++k) {
-    if (k) r += '/';
-    r += out[k];
-  }
-  return r.empty() ? "." : r;
-}
 
 // UTF-8 to code points, as Go's scanner reads patterns (and `?` matches one code point).
 // A byte that starts no valid sequence becomes U+DC80+byte, so it matches only itself.
@@ -275,15 +242,15 @@ class Run {
 PathFilter::PathFilter(const std::vector<std::string>& patterns) {
   for (const auto& raw : patterns) {
     // The normalisation of moby/patternmatcher/ignorefile.ReadAll, then of New().
-    std::string_view p = trim_space(raw);
+    std::string_view p = base::trim(raw);
     if (p.empty()) continue;
     Pattern x;
     if (p[0] == '!') {
       x.negated = true;
-      p = trim_space(p.substr(1));
+      p = base::trim(p.substr(1));
       if (p.empty()) throw base::Error("illegal exclusion pattern: \"!\"");
     }
-    x.text = go_clean(p);
+    x.text = base::clean_path(p);
     if (x.text.size() > 1 && x.text[0] == '/') x.text.erase(0, 1);
     if (x.text == "." || x.text == "/") continue;  // never matches a path below the root
     x.tokens = compile(x.text, raw);

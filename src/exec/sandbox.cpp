@@ -26,11 +26,11 @@
 #include "base/fd.h"
 #include "base/fs.h"
 #include "base/log.h"
+#include "base/pid.h"
 #include "base/scope_exit.h"
 #include "base/strings.h"
 #include "base/temp_dir.h"
 #include "exec/layers.h"
-#include "exec/pid.h"
 #include "exec/sandbox_child.h"
 
 namespace builder::exec {
@@ -39,31 +39,6 @@ using detail::BindPlan;
 using detail::ChildPlan;
 using detail::ErrorRecord;
 using detail::Step;
-
-// ---- Pid --------------------------------------------------------------------------
-
-int Pid::wait() {
-  int status = 0;
-  for (;;) {
-    pid_t r = ::waitpid(pid_, &status, 0);
-    if (r == pid_) break;
-    if (r < 0 && errno == EINTR) continue;
-    throw base::SysError(errno, "waitpid", std::to_string(pid_));
-  }
-  pid_ = -1;
-  return status;
-}
-
-void Pid::kill_and_reap() noexcept {
-  if (pid_ <= 0) return;
-  // Killing the init of the container's PID namespace kills everything in it; the
-  // kernel lets waitpid() return only after all of them are gone.
-  ::kill(pid_, SIGKILL);
-  int status = 0;
-  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-  }
-  pid_ = -1;
-}
 
 namespace {
 
@@ -443,13 +418,13 @@ RunResult run(const RunSpec& spec) {
   // it too; we are multithreaded, so clone() with our own stack instead of fork().
   int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
   if (!spec.host_network) flags |= CLONE_NEWNET;
-  Pid child;
+  base::Pid child;
   {
     Stack stack;
     BlockSignals blocked;
     pid_t pid = ::clone(detail::child_main, stack.top(), flags, &plan);
     if (pid < 0) throw base::SysError(errno, "sandbox: clone");
-    child = Pid(pid);
+    child = base::Pid(pid);
   }
   sync_child.reset();
   out_write.reset();

@@ -10,19 +10,13 @@
 #include "e2e_util.h"
 
 using builder::e2e::count;
+using builder::e2e::lines_of;
 using builder::e2e::Result;
 using builder::e2e::testdata;
 using builder::e2e::TestRoot;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) lines.push_back(l);
-  return lines;
-}
 
 /// `text` without ANSI escape sequences and carriage returns: what the lines say.
 std::string strip_ansi(const std::string& text) {

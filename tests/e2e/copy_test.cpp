@@ -20,23 +20,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// For each COPY step of a --progress=plain log, its text and whether it was CACHED.
 std::map<std::string, bool> copy_steps(const std::string& log) {
-  static const std::regex step(R"re(^#(\d+) \[[^\]]*\] (COPY .*)$)re");
-  static const std::regex cached(R"re(^#(\d+) CACHED\s*$)re");
-  std::map<std::string, std::string> text_of;
-  std::map<std::string, bool> out;
-  std::istringstream in(log);
-  for (std::string line; std::getline(in, line);) {
-    std::smatch m;
-    if (std::regex_search(line, m, step)) {
-      text_of[m[1]] = m[2];
-      out[m[2]] = false;
-    } else if (std::regex_search(line, m, cached) && text_of.count(m[1])) {
-      out[text_of[m[1]]] = true;
-    }
-  }
-  return out;
+  return builder::e2e::step_cache_states(log, "COPY");
 }
 
 /// Every entry below `dir`: "path type mode uid:gid detail", sorted; a file's detail is

@@ -8,22 +8,11 @@
 #include "e2e_util.h"
 
 using builder::e2e::count;
+using builder::e2e::lines_of;
 using builder::e2e::Result;
 using builder::e2e::TestRoot;
 using builder::e2e::testdata;
 namespace fs = std::filesystem;
-
-namespace {
-
-/// Lines of `text`.
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) lines.push_back(l);
-  return lines;
-}
-
-}  // namespace
 
 TEST_CASE("e2e: hello example builds and runs") {
   if (!builder::test::have_root()) return;

@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <regex>
 #include <sstream>
@@ -116,6 +117,33 @@ inline size_t count(const std::string& hay, const std::string& needle) {
   size_t n = 0;
   for (size_t pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + needle.size())) ++n;
   return n;
+}
+
+/// Lines of `text`.
+inline std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  return lines;
+}
+
+/// For each step of a --progress=plain log whose text starts with `kind` ("COPY"), its
+/// text ("COPY . /app") and whether the step was CACHED.
+inline std::map<std::string, bool> step_cache_states(const std::string& log, const std::string& kind) {
+  const std::regex step("^#(\\d+) \\[[^\\]]*\\] (" + kind + " .*)$");
+  static const std::regex cached(R"re(^#(\d+) CACHED\s*$)re");
+  std::map<std::string, std::string> text_of;
+  std::map<std::string, bool> out;
+  for (const auto& line : lines_of(log)) {
+    std::smatch m;
+    if (std::regex_search(line, m, step)) {
+      text_of[m[1]] = m[2];
+      out[m[2]] = false;
+    } else if (std::regex_search(line, m, cached) && text_of.count(m[1])) {
+      out[text_of[m[1]]] = true;
+    }
+  }
+  return out;
 }
 
 /// The busybox rootfs tar, built once per test process by scripts/make-busybox-rootfs.

@@ -1,14 +1,13 @@
-// exec/pid.h — Pid, the owner of a child process: SIGKILLs and reaps it on
-// destruction unless it was waited for. Lives in exec/ because exec::run is the only
-// place that creates processes (STYLE.md lists it under base/; move it there when a
-// second module needs it).
+// base/pid.h — Pid, the owner of a child process: SIGKILLs and reaps it on
+// destruction unless it was waited for. Processes are created only by exec::run (the
+// one place that clones), which owns each child through a Pid.
 #pragma once
 
 #include <sys/types.h>
 
 #include <utility>
 
-namespace builder::exec {
+namespace builder::base {
 
 class Pid {
  public:
@@ -39,4 +38,4 @@ class Pid {
   pid_t pid_ = -1;
 };
 
-}  // namespace builder::exec
+}  // namespace builder::base
