@@ -77,7 +77,9 @@ int main(int argc, char** argv) {
     return ctx.action();
   } catch (const base::Error& e) {
     cli::print_error(e.what());
-    return 1;
+    // An error that carries an exit code (a container command that could not start:
+    // 126/127, as docker run) passes it on.
+    return e.exit_code() > 0 ? e.exit_code() : 1;
   } catch (const std::exception& e) {
     cli::print_error(e.what());
     return 1;

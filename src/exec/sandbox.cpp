@@ -234,10 +234,12 @@ std::string step_path(const Prepared& p, const RunSpec& spec, const ErrorRecord&
   }
 }
 
-base::SysError step_error(const Prepared& p, const RunSpec& spec, const ErrorRecord& rec) {
+[[noreturn]] void throw_step_error(const Prepared& p, const RunSpec& spec, const ErrorRecord& rec) {
+  if (static_cast<Step>(rec.step) == Step::kExec)
+    throw CommandNotRunnable(rec.err, detail::step_call(Step::kExec), step_path(p, spec, rec));
   base::SysError e(rec.err, detail::step_call(static_cast<Step>(rec.step)), step_path(p, spec, rec));
   if (static_cast<Step>(rec.step) == Step::kMountOverlay) e.add_context("overlay options: " + p.overlay_data);
-  return e;
+  throw e;
 }
 
 // Every running container of this process, as pidfds (immune to pid reuse), so that
@@ -439,7 +441,7 @@ RunResult run(const RunSpec& spec) {
   if (n > 0) {
     child.wait();
     if (n != sizeof rec) throw base::Error("sandbox: short error record from the child");
-    throw step_error(p, spec, rec);
+    throw_step_error(p, spec, rec);
   }
   sync_parent.reset();
   // Destroyed before `child` is reaped (declared after it), so the pidfd never

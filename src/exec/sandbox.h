@@ -19,6 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/error.h"
+
 namespace builder::exec {
 
 struct BindMount {
@@ -71,7 +73,15 @@ struct RunResult {
   int signal = 0;     ///< the terminating signal, or 0
 };
 
+/// The command itself could not be started (execve failed: not found, not executable),
+/// after the sandbox was set up. err() is the errno.
+class CommandNotRunnable : public base::SysError {
+ public:
+  using SysError::SysError;
+};
+
 /// Runs `spec` to completion. Throws base::SysError when the sandbox cannot be set up
+/// (CommandNotRunnable when only the final execve failed)
 /// (the message names the step: "sandbox: pivot_root ..."); a process that starts and
 /// fails is a RunResult, not an exception. Leaves no mount, process or temporary
 /// directory on the host when it returns or throws. Thread-safe.

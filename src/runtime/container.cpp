@@ -133,12 +133,8 @@ int run_container(cache::Store& store, image::ImageStore& images, const RunOptio
   spec.scratch_dir = store.scratch_dir();
   spec.args = std::move(args);
   spec.env = container_env(img->config, opts.env);
-  if (!opts.workdir.empty())
-    spec.cwd = opts.workdir;
-  else if (cfg.contains("WorkingDir") && cfg["WorkingDir"].is_string() && !cfg["WorkingDir"].get<std::string>().empty())
-    spec.cwd = cfg["WorkingDir"].get<std::string>();
-  else
-    spec.cwd = "/";
+  std::string image_workdir = cfg.value("WorkingDir", std::string());
+  spec.cwd = !opts.workdir.empty() ? opts.workdir : !image_workdir.empty() ? image_workdir : std::string("/");
   if (!opts.user.empty())
     spec.user = opts.user;
   else if (cfg.contains("User") && cfg["User"].is_string())
@@ -165,6 +161,11 @@ int run_container(cache::Store& store, image::ImageStore& images, const RunOptio
   exec::RunResult res;
   try {
     res = exec::run(spec);
+  } catch (const exec::CommandNotRunnable& e) {
+    // As docker run: 127 when the command is not found, 126 when it cannot be run.
+    record["status"] = "failed";
+    if (!opts.remove) base::write_file_atomic(record_path, record.dump(2) + "\n");
+    throw CommandFailed(e.what(), e.err() == ENOENT ? 127 : 126);
   } catch (...) {
     record["status"] = "failed";
     if (!opts.remove) base::write_file_atomic(record_path, record.dump(2) + "\n");

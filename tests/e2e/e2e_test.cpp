@@ -29,6 +29,12 @@ TEST_CASE("e2e: hello example builds and runs") {
   // The exit code of the container's process propagates.
   Result e = root.builder({"run", "--rm", "hello", "sh", "-c", "exit 7"});
   CHECK_MESSAGE(e.status == 7, e.describe());
+  // A command that cannot start: docker's 127 (not found) and 126 (not executable).
+  Result nf = root.builder({"run", "--rm", "hello", "no-such-command"});
+  CHECK_MESSAGE(nf.status == 127, nf.describe());
+  CHECK_MESSAGE(nf.err.find("exec `no-such-command`: ENOENT") != std::string::npos, nf.describe());
+  Result nx = root.builder({"run", "--rm", "hello", "/etc/passwd"});
+  CHECK_MESSAGE(nx.status == 126, nx.describe());
 
   // WORKDIR and ENV reach the run.
   Result w = root.builder({"run", "--rm", "hello", "sh", "-c", "pwd; echo $GREETING"});
