@@ -46,32 +46,45 @@ std::string go_quote_list(const std::vector<std::string>& v) {
 
 std::string go_list(const std::vector<std::string>& v) { return "[" + base::join(v, " ") + "]"; }
 
-std::string clean_path(const std::string& p) {
-  if (p.empty()) return ".";
-  bool rooted = p[0] == '/';
-  std::vector<std::string> out;
-  for (auto& part : base::split(p, '/')) {
-    if (part.empty() || part == ".") continue;
-    if (part == "..") {
-      if (!out.empty() && out.back() != "..") out.pop_back();
-      else if (!rooted) out.push_back("..");
-      continue;
-    }
-    out.push_back(part);
+std::string normalize_workdir(const std::string& current, const std::string& wd) {
+  std::string parent = current.empty() ? "/" : current;
+  if (parent[0] != '/') parent = base::clean_path("/" + parent);
+  std::string p = wd.empty() ? parent : wd;
+  if (p[0] != '/') p = base::clean_path(parent + "/" + p);
+  return p;
+}
+
+std::string onbuild_expression(const ast::Instruction& ins) {
+  // parseOnBuild: regexp `(?i)^\s*ONBUILD\s*` removed from the original line.
+  std::string_view o = ins.original;
+  size_t i = 0;
+  while (i < o.size() && std::isspace(static_cast<unsigned char>(o[i]))) ++i;
+  if (o.size() - i >= 7 && base::to_lower(o.substr(i, 7)) == "onbuild") {
+    i += 7;
+    while (i < o.size() && std::isspace(static_cast<unsigned char>(o[i]))) ++i;
+  } else {
+    i = 0;
   }
-  std::string r = (rooted ? "/" : "") + base::join(out, "/");
-  if (r.empty()) return ".";
-  return r;
+  std::string expr(o.substr(i));
+  for (const auto& h : ins.heredocs) expr += "\n" + h.content + h.name;
+  return expr;
 }
 
 Lowerer::Lowerer(const ast::File& file, const LowerOptions& opts, ImageResolver& resolver)
     : file_(file), opts_(opts), resolver_(resolver) {
   shell_.escape = file.directives.escape;
   std::string platform = opts.os + "/" + opts.architecture;
-  builtin_args_ = {{"BUILDPLATFORM", platform},     {"BUILDOS", opts.os},
-                   {"BUILDARCH", opts.architecture}, {"BUILDVARIANT", ""},
-                   {"TARGETPLATFORM", platform},     {"TARGETOS", opts.os},
-                   {"TARGETARCH", opts.architecture}, {"TARGETVARIANT", ""}};
+  // defaultArgs: --build-arg overrides these too.
+  builtin_args_ = {{"BUILDPLATFORM", platform},      {"BUILDOS", opts.os},
+                   {"BUILDOSVERSION", ""},           {"BUILDARCH", opts.architecture},
+                   {"BUILDVARIANT", ""},             {"TARGETPLATFORM", platform},
+                   {"TARGETOS", opts.os},            {"TARGETOSVERSION", ""},
+                   {"TARGETARCH", opts.architecture}, {"TARGETVARIANT", ""},
+                   {"TARGETSTAGE", opts.target.empty() ? "default" : opts.target}};
+  for (auto& [k, v] : builtin_args_) {
+    auto o = opts.build_args.find(k);
+    if (o != opts.build_args.end()) v = o->second;
+  }
 }
 
 void Lowerer::fail(const ast::Instruction& ins, const std::string& msg) const {
@@ -98,6 +111,7 @@ std::string Lowerer::progress_name(Stage& st, const std::string& text) {
   std::string idx = std::to_string(st.cmd_index);
   if (static_cast<int>(idx.size()) < width) idx = std::string(width - idx.size(), ' ') + idx;
   out += idx + "/" + std::to_string(st.cmd_total) + "] ";
+  if (st.in_trigger) out += "ONBUILD ";
   return out + text;
 }
 
@@ -158,11 +172,32 @@ std::vector<std::string> Lowerer::with_shell(const Stage& st,
 }
 
 std::string Lowerer::working_dir(const Stage& st) const {
+  // The config keeps an absolute WORKDIR as written ("/a/./b/"), as BuildKit does; the
+  // ops get it cleaned, which names the same directory.
   if (st.config.contains("WorkingDir") && st.config["WorkingDir"].is_string()) {
     std::string wd = st.config["WorkingDir"];
-    if (!wd.empty()) return wd;
+    if (!wd.empty()) return base::clean_path(wd);
   }
   return "/";
+}
+
+void Lowerer::add_triggers(Stage& st, const std::vector<std::string>& exprs) {
+  // initOnBuildTriggers: each trigger is parsed on its own (default escape) and runs
+  // before the stage's instructions, located at the stage's FROM.
+  for (const auto& e : exprs) {
+    ast::File f;
+    try {
+      f = parse(e, file_.filename);
+    } catch (const base::Error& err) {
+      fail(*st.from, err.message());
+    }
+    if (f.instructions.size() != 1) fail(*st.from, "onbuild trigger should be a single expression");
+    auto ins = std::make_unique<ast::Instruction>(std::move(f.instructions[0]));
+    ins->range = st.from->range;
+    if (ins->onbuild) ins->onbuild->range = st.from->range;
+    st.triggers.push_back(std::move(ins));
+  }
+  st.cmd_total += static_cast<int>(exprs.size());
 }
 
 Stage* Lowerer::find_stage(const std::string& name_or_index, int before) {
@@ -221,7 +256,7 @@ void Lowerer::ensure_lowered(Stage& st, const ast::Instruction* needed_by) {
   std::vector<std::string> global_env;
   for (auto& [k, v] : builtin_args_) global_env.push_back(k + "=" + v);
   for (auto& a : global_args_)
-    if (a.value) global_env.push_back(a.key + "=" + *a.value);
+    if (a.value) add_env(global_env, a.key, *a.value);
   for (const auto& f : from.flags) {
     std::string name = flag_name(f);
     if (name != "platform") fail(from, "FROM --" + name + " is not supported yet");
@@ -257,6 +292,7 @@ void Lowerer::ensure_lowered(Stage& st, const ast::Instruction* needed_by) {
     st.config = base_stage->config;
     st.history = base_stage->history;
     st.run_env = base_stage->run_env;
+    st.build_args = base_stage->build_args;  // as BuildKit >= 0.15 (dispatchState.init)
     st.os = base_stage->os;
     st.architecture = base_stage->architecture;
     st.variant = base_stage->variant;
@@ -265,7 +301,9 @@ void Lowerer::ensure_lowered(Stage& st, const ast::Instruction* needed_by) {
     graph::SourceOp src;
     src.kind = graph::SourceOp::Kind::Scratch;
     st.vertex = add_vertex(src, {}, &from, "FROM scratch", st);
+    // emptyImage: WorkingDir "/" and the default PATH (added below).
     st.config = base::Json::object();
+    st.config["WorkingDir"] = "/";
     st.os = opts_.os;
     st.architecture = opts_.architecture;
   } else {
@@ -283,14 +321,28 @@ void Lowerer::ensure_lowered(Stage& st, const ast::Instruction* needed_by) {
     st.architecture = img.config.value("architecture", opts_.architecture);
     st.variant = img.config.value("variant", "");
     st.author = img.config.value("author", "");
-    if (st.config.contains("OnBuild") && st.config["OnBuild"].is_array() &&
-        !st.config["OnBuild"].empty())
-      fail(from, "ONBUILD triggers are not supported yet (base image " + img.ref + ")");
     graph::SourceOp src;
     src.kind = graph::SourceOp::Kind::Image;
     src.ref = img.ref;
     src.digest = img.digest;
     st.vertex = add_vertex(src, {}, &from, progress_name(st, "FROM " + img.ref), st);
+  }
+  // ONBUILD: an image's triggers come from its config; a stage's from its own ONBUILD
+  // instructions (a stage base never passes on the triggers it ran itself).
+  std::vector<std::string> triggers;
+  if (base_stage) {
+    for (const ast::Instruction* c : base_stage->commands)
+      if (c->name == "onbuild") triggers.push_back(onbuild_expression(*c));
+  } else if (st.config.contains("OnBuild") && st.config["OnBuild"].is_array()) {
+    for (const auto& t : st.config["OnBuild"])
+      if (t.is_string()) triggers.push_back(t.get<std::string>());
+  }
+  st.config.erase("OnBuild");
+  add_triggers(st, triggers);
+  // A base's WorkingDir goes through dispatchWorkdir like any WORKDIR.
+  if (st.config.contains("WorkingDir") && st.config["WorkingDir"].is_string()) {
+    std::string wd = st.config["WorkingDir"];
+    if (!wd.empty()) st.config["WorkingDir"] = normalize_workdir(wd, wd);
   }
   if (!base_stage) {
     if (!has_path(st.config)) {
@@ -307,9 +359,13 @@ void Lowerer::ensure_lowered(Stage& st, const ast::Instruction* needed_by) {
       }
   }
 
-  for (const ast::Instruction* c : st.commands) {
-    const ast::Instruction& ins = *c;
+  std::vector<const ast::Instruction*> all;
+  for (const auto& t : st.triggers) all.push_back(t.get());
+  all.insert(all.end(), st.commands.begin(), st.commands.end());
+  for (size_t i = 0; i < all.size(); ++i) {
+    const ast::Instruction& ins = *all[i];
     const std::string& n = ins.name;
+    st.in_trigger = i < st.triggers.size();
     if (n == "run") lower_run(st, ins);
     else if (n == "workdir") lower_workdir(st, ins);
     else if (n == "copy") lower_copy(st, ins);
@@ -322,6 +378,7 @@ void Lowerer::ensure_lowered(Stage& st, const ast::Instruction* needed_by) {
     else if (n == "from") fail(ins, "internal error: FROM inside a stage");
     else fail(ins, "unknown instruction: " + ins.keyword);
   }
+  st.in_trigger = false;
   st.state = Stage::State::Done;
 }
 
@@ -391,14 +448,13 @@ void Lowerer::lower_workdir(Stage& st, const ast::Instruction& ins) {
   if (!ins.flags.empty()) fail(ins, "WORKDIR --" + flag_name(ins.flags[0]) + " is not supported yet");
   if (ins.args.empty()) fail(ins, "WORKDIR requires exactly one argument");
   std::string p = expand_word(st, ins, ins.args[0]);
-  if (p.empty()) fail(ins, "cannot normalize nothing");
-  std::string wd = p[0] == '/' ? clean_path(p) : clean_path(working_dir(st) + "/" + p);
+  std::string wd = normalize_workdir(st.config.value("WorkingDir", ""), p);
   st.config["WorkingDir"] = wd;
   bool layer = false;
   if (wd != "/") {
     graph::FileOp op;
     graph::MkdirAction mk;
-    mk.path = wd;
+    mk.path = base::clean_path(wd);
     mk.mode = 0755;
     mk.make_parents = true;
     mk.chown = st.config.value("User", "");
@@ -433,10 +489,12 @@ LowerResult Lowerer::run() {
     }
     if (stages_.empty()) {
       if (ins.name != "arg") fail(ins, "no build stage in current context");
-      // Global ARG: default expanded with earlier global ARGs; --build-arg overrides.
+      // Global ARG: default expanded with the built-in ARGs and earlier global ARGs
+      // (buildMetaArgs); --build-arg overrides.
       std::vector<std::string> env;
+      for (auto& [k, v] : builtin_args_) env.push_back(k + "=" + v);
       for (auto& a : global_args_)
-        if (a.value) env.push_back(a.key + "=" + *a.value);
+        if (a.value) add_env(env, a.key, *a.value);
       for (const auto& w : ins.args) {
         BuildArg a;
         auto eq = w.find('=');
@@ -451,7 +509,7 @@ LowerResult Lowerer::run() {
         auto bo = opts_.build_args.find(a.key);
         if (bo != opts_.build_args.end()) a.value = bo->second;
         global_args_.push_back(a);
-        if (a.value) env.push_back(a.key + "=" + *a.value);
+        if (a.value) add_env(env, a.key, *a.value);
       }
       continue;
     }
@@ -475,8 +533,7 @@ LowerResult Lowerer::run() {
 
   auto& def = result_.definition;
   def.result = target->vertex;
-  def.image.config = target->config;
-  def.image.config.erase("ArgsEscaped");
+  def.image.config = normalize_config(target->config);
   def.image.history = target->history;
   def.image.os = target->os;
   def.image.architecture = target->architecture;

@@ -12,7 +12,7 @@ namespace {
 std::string resolve_dest(const std::string& wd, std::string p) {
   if (p == "." || p.empty()) p = "./";
   bool slash = p.back() == '/' || (p.size() >= 2 && p.substr(p.size() - 2) == "/.");
-  std::string r = p[0] == '/' ? clean_path(p) : clean_path(wd + "/" + p);
+  std::string r = p[0] == '/' ? base::clean_path(p) : base::clean_path(wd + "/" + p);
   if (slash && r != "/") r += "/";
   return r;
 }
@@ -31,7 +31,7 @@ void Lowerer::lower_copy(Stage& st, const ast::Instruction& ins) {
     else if (name == "link" || name == "parents" || name == "exclude")
       fail(ins, "COPY --" + name + " is not supported yet");
     else
-      fail(ins, "unknown flag: " + name);
+      fail(ins, "unknown flag: --" + name);
   }
   if (!ins.heredocs.empty()) fail(ins, "COPY with a heredoc is not supported yet");
   if (ins.args.size() < 2) fail(ins, "COPY requires at least two arguments, but only one was provided. Destination could not be determined");
@@ -86,7 +86,7 @@ void Lowerer::lower_copy(Stage& st, const ast::Instruction& ins) {
     bool everything = false;
     std::vector<std::string> include;
     for (const auto& s : srcs) {
-      std::string c = clean_path("/" + s);
+      std::string c = base::clean_path("/" + s);
       if (c == "/") everything = true;
       else include.push_back(c.substr(1));
     }

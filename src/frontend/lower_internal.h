@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,8 +34,12 @@ struct Stage {
   std::vector<std::string> run_env;  ///< env of the build state: config Env plus ARGs
   std::vector<BuildArg> build_args;  ///< ARGs declared in this stage, in order
   std::string os, architecture, variant, author;
-  bool cmd_set = false;
+  bool cmd_set = false;  ///< CMD seen in this stage: a later ENTRYPOINT keeps it
   int cmd_index = 0, cmd_total = 0;
+  /// ONBUILD triggers of the base, parsed; they run before `commands`. Owned here
+  /// because the instructions of a parsed trigger outlive the text they came from.
+  std::vector<std::unique_ptr<ast::Instruction>> triggers;
+  bool in_trigger = false;  ///< lowering a trigger: progress names say "ONBUILD"
 };
 
 class Lowerer {
@@ -57,6 +62,7 @@ class Lowerer {
   Stage* find_stage(const std::string& name_or_index, int before) ;
   void ensure_lowered(Stage& st, const ast::Instruction* needed_by);
   std::string working_dir(const Stage& st) const;
+  void add_triggers(Stage& st, const std::vector<std::string>& exprs);
 
   // Instructions.
   void lower_run(Stage& st, const ast::Instruction& ins);
@@ -81,7 +87,14 @@ void add_env(std::vector<std::string>& env, const std::string& key, const std::s
 std::string go_quote_list(const std::vector<std::string>& v);
 /// Go's fmt %v of a []string: [a b].
 std::string go_list(const std::vector<std::string>& v);
-/// path.Clean.
-std::string clean_path(const std::string& p);
+/// BuildKit's NormalizeWorkdir: a relative `wd` is joined to `current` (itself made
+/// absolute) and cleaned; an absolute one is kept as written; "" means `current`.
+std::string normalize_workdir(const std::string& current, const std::string& wd);
+/// The text an ONBUILD instruction stores in the config: the instruction line without
+/// its `ONBUILD` keyword, heredoc bodies appended.
+std::string onbuild_expression(const ast::Instruction& ins);
+/// The image config as BuildKit marshals it: known fields only, in the Go struct's
+/// order, empty ones left out, map keys sorted.
+base::Json normalize_config(const base::Json& config);
 
 }  // namespace builder::frontend::detail

@@ -1,5 +1,6 @@
 // Lowering: AST -> graph with a fake ImageResolver. Checks ops, env/cwd/user, config
 // edits, history strings, stage reachability and error messages verbatim.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -43,6 +44,20 @@ class FakeResolver : public ImageResolver {
 LowerResult lower_text(const std::string& df, LowerOptions opts = {}) {
   FakeResolver r;
   return lower(parse(df, "Dockerfile"), opts, r);
+}
+
+/// Lowers `df` with a base image `ref` whose image config is `image`.
+LowerResult lower_on(const std::string& ref, const base::Json& image, const std::string& df,
+                     LowerOptions opts = {}) {
+  FakeResolver r;
+  r.configs[ref] = image;
+  return lower(parse(df, "Dockerfile"), opts, r);
+}
+
+std::vector<std::string> created_by(const LowerResult& r) {
+  std::vector<std::string> out;
+  for (const auto& h : r.definition.image.history) out.push_back(h.created_by);
+  return out;
 }
 
 template <class T>
@@ -166,7 +181,7 @@ TEST_CASE("lower: config instructions and history") {
   for (auto& h : r.definition.image.history) created.push_back(h.created_by);
   CHECK(created == std::vector<std::string>{
                        "base layer", "CMD [\"sh\"]", "ENV A=1 B=", "ENV C=2", "LABEL x=y",
-                       "EXPOSE [80/tcp 53/udp]", "VOLUME [/data]", "STOPSIGNAL SIGTERM",
+                       "EXPOSE [53/udp 80/tcp]", "VOLUME [/data]", "STOPSIGNAL SIGTERM",
                        "SHELL [/bin/bash -c]", "CMD [\"/bin/bash\" \"-c\" \"echo hi\"]",
                        "ENTRYPOINT [\"/e\"]",
                        "HEALTHCHECK {Test:[CMD-SHELL curl -f http://x/] Interval:30s Timeout:0s "
@@ -175,6 +190,197 @@ TEST_CASE("lower: config instructions and history") {
   // ENTRYPOINT resets an inherited CMD.
   auto r2 = lower_text("FROM busybox\nENTRYPOINT [\"/e\"]\n");
   CHECK(!r2.definition.image.config.contains("Cmd"));
+}
+
+TEST_CASE("lower: scratch starts from BuildKit's empty image: WorkingDir / and the default PATH") {
+  auto r = lower_text("FROM scratch\nENV A=1\n");
+  CHECK(r.definition.image.config.dump() ==
+        R"({"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","A=1"],)"
+        R"("WorkingDir":"/"})");
+  CHECK(created_by(r) == std::vector<std::string>{"ENV A=1"});
+}
+
+TEST_CASE("lower: CMD sets ArgsEscaped, ENTRYPOINT does not, and a base's ArgsEscaped stays") {
+  CHECK(lower_text("FROM scratch\nCMD [\"a\"]\n").definition.image.config["ArgsEscaped"] == true);
+  CHECK(lower_text("FROM scratch\nCMD a\n").definition.image.config["ArgsEscaped"] == true);
+  CHECK(!lower_text("FROM scratch\nENTRYPOINT [\"a\"]\n").definition.image.config.contains("ArgsEscaped"));
+  base::Json img = {{"config", {{"Env", {"PATH=/bin"}}, {"Cmd", {"sh"}}, {"ArgsEscaped", true}}}};
+  CHECK(lower_on("esc:latest", img, "FROM esc\nENV A=1\n").definition.image.config["ArgsEscaped"] == true);
+}
+
+TEST_CASE("lower: the config is written as BuildKit marshals it: Go field order, no empty or unknown fields") {
+  // A base written by the classic builder carries fields BuildKit's image type drops.
+  base::Json img = {{"config",
+                     {{"Hostname", ""},
+                      {"Image", "sha256:0"},
+                      {"OnBuild", nullptr},
+                      {"Labels", {{"z", "1"}, {"a", "2"}}},
+                      {"Env", {"PATH=/bin"}},
+                      {"Cmd", {"sh"}},
+                      {"User", ""}}}};
+  auto r = lower_on("old:latest", img,
+                    "FROM old\nEXPOSE 90 80\nENTRYPOINT []\nUSER u\nWORKDIR /w\nVOLUME /v\nSTOPSIGNAL 9\n"
+                    "HEALTHCHECK NONE\nSHELL [\"/bin/sh\", \"-c\"]\nCMD []\nONBUILD RUN x\n");
+  CHECK(r.definition.image.config.dump() ==
+        R"({"User":"u","ExposedPorts":{"80/tcp":{},"90/tcp":{}},"Env":["PATH=/bin"],"Volumes":{"/v":{}},)"
+        R"("WorkingDir":"/w","Labels":{"a":"2","z":"1"},"StopSignal":"9","ArgsEscaped":true,)"
+        R"("Healthcheck":{"Test":["NONE"]},"OnBuild":["RUN x"],"Shell":["/bin/sh","-c"]})");
+  auto h = created_by(r);
+  CHECK(std::find(h.begin(), h.end(), "ENTRYPOINT []") != h.end());
+  CHECK(std::find(h.begin(), h.end(), "CMD []") != h.end());
+}
+
+TEST_CASE("lower: ENTRYPOINT drops the base's CMD unless this stage set one") {
+  CHECK(!lower_text("FROM busybox\nENTRYPOINT [\"/e\"]\n").definition.image.config.contains("Cmd"));
+  auto kept = lower_text("FROM busybox\nCMD [\"c\"]\nENTRYPOINT [\"/e\"]\n").definition.image.config;
+  CHECK(kept["Cmd"] == base::Json({"c"}));
+  auto after = lower_text("FROM busybox\nENTRYPOINT [\"/e\"]\nCMD [\"c\"]\n").definition.image.config;
+  CHECK(after["Cmd"] == base::Json({"c"}));
+  // A stage built on another stage starts without a CMD of its own.
+  auto stage = lower_text("FROM busybox AS a\nCMD [\"c\"]\nFROM a\nENTRYPOINT [\"/e\"]\n").definition.image.config;
+  CHECK(!stage.contains("Cmd"));
+  // Shell form wraps with the current SHELL.
+  auto sh = lower_text("FROM busybox\nSHELL [\"/bin/ash\", \"-ec\"]\nENTRYPOINT exec top -b\n");
+  CHECK(sh.definition.image.config["Entrypoint"] == base::Json({"/bin/ash", "-ec", "exec top -b"}));
+  CHECK(created_by(sh).back() == "ENTRYPOINT [\"/bin/ash\" \"-ec\" \"exec top -b\"]");
+}
+
+TEST_CASE("lower: ONBUILD triggers of a base image run before the stage and leave the config") {
+  base::Json img = {{"config", {{"Env", {"PATH=/bin"}}, {"OnBuild", {"RUN echo one", "ENV OB=1", "LABEL ob=$OB"}}}}};
+  auto r = lower_on("trig:latest", img, "FROM trig\nRUN echo own\n");
+  auto& v = r.definition.vertices;
+  REQUIRE(v.size() == 3);
+  CHECK(op_at<graph::ExecOp>(r, 1).args == std::vector<std::string>{"/bin/sh", "-c", "echo one"});
+  CHECK(op_at<graph::ExecOp>(r, 2).env == std::vector<std::string>{"PATH=/bin", "OB=1"});
+  // Progress counts every trigger, as BuildKit's cmdTotal does; FROM was named before.
+  CHECK(r.source_map[0].name == "[1/2] FROM trig:latest");
+  CHECK(r.source_map[1].name == "[2/5] ONBUILD RUN echo one");
+  CHECK(r.source_map[1].range.start_line == 1);
+  CHECK(r.source_map[2].name == "[3/5] RUN echo own");
+  CHECK(r.definition.image.config.dump() == R"({"Env":["PATH=/bin","OB=1"],"Labels":{"ob":"1"}})");
+  CHECK(created_by(r) == std::vector<std::string>{"RUN /bin/sh -c echo one # buildkit", "ENV OB=1",
+                                                  "LABEL ob=1", "RUN /bin/sh -c echo own # buildkit"});
+  base::Json bad = {{"config", {{"OnBuild", {"RUN a\nRUN b"}}}}};
+  CHECK_THROWS_WITH(lower_on("bad:latest", bad, "FROM bad\n"),
+                    "Dockerfile:1:1: onbuild trigger should be a single expression");
+}
+
+TEST_CASE("lower: a stage base passes on its own ONBUILD instructions, not the triggers it ran") {
+  std::string df =
+      "FROM busybox AS a\nONBUILD RUN echo a\n"
+      "FROM a AS b\nONBUILD RUN echo b\n"
+      "FROM b\nRUN echo c\n";
+  auto r = lower_text(df);
+  std::vector<std::string> names;
+  for (auto& s : r.source_map) names.push_back(s.name);
+  CHECK(names == std::vector<std::string>{"[a 1/1] FROM busybox:latest", "[b 1/1] ONBUILD RUN echo a",
+                                          "[stage-2 1/2] ONBUILD RUN echo b", "[stage-2 2/2] RUN echo c"});
+  CHECK(!r.definition.image.config.contains("OnBuild"));
+  CHECK(created_by(r) == std::vector<std::string>{"base layer", "CMD [\"sh\"]",
+                                                  "RUN /bin/sh -c echo a # buildkit",
+                                                  "RUN /bin/sh -c echo b # buildkit",
+                                                  "RUN /bin/sh -c echo c # buildkit"});
+  LowerOptions o;
+  o.target = "b";
+  CHECK(lower_text(df, o).definition.image.config["OnBuild"] == base::Json({"RUN echo b"}));
+  // The stored text is the line without ONBUILD, spacing kept.
+  CHECK(lower_text("FROM busybox\n  onbuild   COPY  . /app\n").definition.image.config["OnBuild"] ==
+        base::Json({"COPY  . /app"}));
+}
+
+TEST_CASE("lower: a stage inherits the build args of its base stage (BuildKit >= 0.15)") {
+  auto r = lower_text("FROM busybox AS a\nARG V=1\nFROM a\nRUN echo $V\n");
+  CHECK(created_by(r).back() == "RUN |1 V=1 /bin/sh -c echo $V # buildkit");
+  CHECK(op_at<graph::ExecOp>(r, 1).env == std::vector<std::string>{"PATH=/usr/bin:/bin", "V=1"});
+}
+
+TEST_CASE("lower: WORKDIR keeps an absolute path as written, joins a relative one, \"\" is the current") {
+  auto r = lower_text("FROM busybox\nWORKDIR /a/./b//\nWORKDIR c/../d\nWORKDIR $NONE\nRUN pwd\n");
+  CHECK(r.definition.image.config["WorkingDir"] == "/a/b/d");
+  auto h = created_by(r);
+  CHECK(std::vector<std::string>(h.begin() + 2, h.end()) ==
+        std::vector<std::string>{"WORKDIR /a/./b//", "WORKDIR /a/b/d", "WORKDIR /a/b/d",
+                                 "RUN /bin/sh -c pwd # buildkit"});
+  CHECK(std::get<graph::MkdirAction>(op_at<graph::FileOp>(r, 1).actions[0]).path == "/a/b");
+  CHECK(op_at<graph::ExecOp>(r, 4).cwd == "/a/b/d");
+  CHECK(lower_text("FROM busybox\nWORKDIR /x/./y/\n").definition.image.config["WorkingDir"] == "/x/./y/");
+  // A base's relative WorkingDir goes through NormalizeWorkdir(wd, wd), as in BuildKit.
+  base::Json img = {{"config", {{"Env", {"PATH=/bin"}}, {"WorkingDir", "rel"}}}};
+  CHECK(lower_on("rel:latest", img, "FROM rel\n").definition.image.config["WorkingDir"] == "/rel/rel");
+}
+
+TEST_CASE("lower: EXPOSE sorts the words as written, expands them and parses each port spec") {
+  auto r = lower_text(
+      "FROM busybox\nENV P=9000\nEXPOSE 80 $P 443/tcp 53/UDP 8000-8002 127.0.0.1:8080:81/udp [::1]:82:82\n");
+  CHECK(created_by(r).back() ==
+        "EXPOSE [9000/tcp 81/udp 443/tcp 53/udp 80/tcp 8000/tcp 8001/tcp 8002/tcp 82/tcp]");
+  CHECK(r.definition.image.config["ExposedPorts"].dump() ==
+        R"({"443/tcp":{},"53/udp":{},"80/tcp":{},"8000/tcp":{},"8001/tcp":{},"8002/tcp":{},)"
+        R"("81/udp":{},"82/tcp":{},"9000/tcp":{}})");
+  CHECK(created_by(lower_text("FROM busybox\nEXPOSE 80 80/tcp\n")).back() == "EXPOSE [80/tcp 80/tcp]");
+  CHECK(error_of("FROM busybox\nEXPOSE 80/foo\n") == "Dockerfile:2:1: invalid port: \"80/foo\": invalid proto: foo");
+  CHECK(error_of("FROM busybox\nEXPOSE /tcp\n") == "Dockerfile:2:1: invalid port: \"/tcp\": no port specified");
+  CHECK(error_of("FROM busybox\nEXPOSE 70000\n") == "Dockerfile:2:1: invalid containerPort: 70000");
+  CHECK(error_of("FROM busybox\nEXPOSE 1.2.3:80:80\n") == "Dockerfile:2:1: invalid IP address: 1.2.3");
+  CHECK(error_of("FROM busybox\nEXPOSE x:80\n") == "Dockerfile:2:1: invalid hostPort: x");
+  CHECK(error_of("FROM busybox\nEXPOSE 8000-8001:80-82\n") ==
+        "Dockerfile:2:1: invalid ranges specified for container and host Ports: 80-82 and 8000-8001");
+}
+
+TEST_CASE("lower: HEALTHCHECK flags, durations and errors as BuildKit's parseHealthcheck") {
+  auto r = lower_text(
+      "FROM busybox\nHEALTHCHECK --interval=1.5s --timeout=1h2m3s --start-period=500ms "
+      "--start-interval=2s --retries=10 CMD [\"true\"]\n");
+  CHECK(r.definition.image.config["Healthcheck"].dump() ==
+        R"({"Test":["CMD","true"],"Interval":1500000000,"Timeout":3723000000000,"StartPeriod":500000000,)"
+        R"("StartInterval":2000000000,"Retries":10})");
+  CHECK(created_by(r).back() ==
+        "HEALTHCHECK {Test:[CMD true] Interval:1.5s Timeout:1h2m3s StartPeriod:500ms StartInterval:2s "
+        "Retries:10}");
+  auto zero = lower_text("FROM busybox\nHEALTHCHECK --retries=0 --interval=0 CMD x y\n");
+  CHECK(zero.definition.image.config["Healthcheck"].dump() == R"({"Test":["CMD-SHELL","x y"]})");
+  // NONE reads no flags.
+  auto none = lower_text("FROM busybox\nHEALTHCHECK --interval=5s NONE\n");
+  CHECK(none.definition.image.config["Healthcheck"].dump() == R"({"Test":["NONE"]})");
+  CHECK(created_by(none).back() ==
+        "HEALTHCHECK {Test:[NONE] Interval:0s Timeout:0s StartPeriod:0s StartInterval:0s Retries:0}");
+  auto err = [](const std::string& rest) { return error_of("FROM busybox\nHEALTHCHECK " + rest + "\n"); };
+  CHECK(err("--interval=5 CMD x") == "Dockerfile:2:1: time: missing unit in duration \"5\"");
+  CHECK(err("--interval=5x CMD x") == "Dockerfile:2:1: time: unknown unit \"x\" in duration \"5x\"");
+  CHECK(err("--interval=abc CMD x") == "Dockerfile:2:1: time: invalid duration \"abc\"");
+  CHECK(err("--timeout=10us CMD x") == "Dockerfile:2:1: Interval \"timeout\" cannot be less than 1ms");
+  CHECK(err("--retries=-1 CMD x") == "Dockerfile:2:1: --retries cannot be negative (-1)");
+  CHECK(err("--retries=x CMD x") == "Dockerfile:2:1: strconv.ParseInt: parsing \"x\": invalid syntax");
+  CHECK(err("--foo=1 CMD x") == "Dockerfile:2:1: unknown flag: --foo");
+  CHECK(err("--interval CMD x") == "Dockerfile:2:1: missing a value on flag: --interval");
+  CHECK(err("--retries=1 --retries=2 CMD x") == "Dockerfile:2:1: duplicate flag specified: --retries");
+  CHECK(err("foo x") == "Dockerfile:2:1: Unknown type \"FOO\" in HEALTHCHECK (try CMD)");
+  CHECK(err("NONE x") == "Dockerfile:2:1: HEALTHCHECK NONE takes no arguments");
+}
+
+TEST_CASE("lower: STOPSIGNAL takes a signal name or number, kept as written") {
+  for (const char* s : {"SIGKILL", "kill", "9", "SIGRTMIN+3", "rtmax-1"})
+    CHECK(lower_text(std::string("FROM busybox\nSTOPSIGNAL ") + s + "\n").definition.image.config["StopSignal"] == s);
+  CHECK(error_of("FROM busybox\nSTOPSIGNAL SIGFOO\n") == "Dockerfile:2:1: invalid signal: SIGFOO");
+  CHECK(error_of("FROM busybox\nSTOPSIGNAL 0\n") == "Dockerfile:2:1: invalid signal: 0");
+}
+
+TEST_CASE("lower: VOLUME trims each JSON entry and refuses an empty one") {
+  auto r = lower_text("FROM busybox\nVOLUME [\" /a \", \"/b\"]\n");
+  CHECK(r.definition.image.config["Volumes"].dump() == R"({"/a":{},"/b":{}})");
+  CHECK(created_by(r).back() == "VOLUME [/a /b]");
+  CHECK(error_of("FROM busybox\nVOLUME [\" \"]\n") == "Dockerfile:2:1: VOLUME specified can not be an empty string");
+}
+
+TEST_CASE("lower: global ARG defaults see the built-in platform ARGs") {
+  auto r = lower_text("ARG P=$TARGETPLATFORM\nARG S=$TARGETSTAGE\nFROM busybox\nARG P\nARG S\nRUN true\n");
+  auto h = created_by(r);
+  CHECK(std::vector<std::string>(h.begin() + 2, h.end()) ==
+        std::vector<std::string>{"ARG P=linux/amd64", "ARG S=default",
+                                 "RUN |2 P=linux/amd64 S=default /bin/sh -c true # buildkit"});
+  LowerOptions o;
+  o.build_args = {{"TARGETARCH", "arm64"}};
+  CHECK(created_by(lower_text("ARG A=$TARGETARCH\nFROM busybox\nARG A\n", o)).back() == "ARG A=arm64");
 }
 
 TEST_CASE("lower: multi-stage, --target and COPY --from reach only needed stages") {
@@ -220,6 +426,8 @@ TEST_CASE("lower: unsupported features fail with Dockerfile:line:col") {
   CHECK(error_of("FROM busybox\nCOPY <<EOF /b\nhi\nEOF\n") ==
         "Dockerfile:2:1: COPY with a heredoc is not supported yet");
   CHECK(error_of("FROM busybox\nFOO bar\n") == "Dockerfile:2:1: unknown instruction: FOO");
+  CHECK(error_of("FROM busybox\nCOPY --foo=1 a /b\n") == "Dockerfile:2:1: unknown flag: --foo");
+  CHECK(error_of("FROM busybox\nUSER --foo=1 u\n") == "Dockerfile:2:1: unknown flag: --foo");
   CHECK(error_of("FROM missing\n") == "Dockerfile:1:1: image not found: missing:latest");
 }
 
