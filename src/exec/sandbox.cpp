@@ -12,11 +12,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -97,6 +99,30 @@ std::string clean_container_path(const std::string& p) {
     s.erase(0, 3);
   }
   return s;
+}
+
+/// Options for a writable overlay that keep its upper dir a plain record of the change,
+/// one image::write_layer can write as a layer: renaming a lower directory copies it
+/// (EXDEV; no redirect xattr pointing at a path below), a copy-up copies data too (no
+/// metacopy), no inode index. Whatever the kernel or distribution defaults are. Each
+/// only where the kernel knows it (4.10, 4.19, 4.13, or its module parameter exists):
+/// older kernels lack the feature, and an unknown option would fail the mount.
+const std::string& overlay_upper_options() {
+  static const std::string options = [] {
+    int major = 0, minor = 0;
+    struct utsname u;
+    if (::uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) != 2) major = minor = 0;
+    auto knows = [&](const char* param, int since_major, int since_minor) {
+      if (major > since_major || (major == since_major && minor >= since_minor)) return true;
+      return ::access((std::string("/sys/module/overlay/parameters/") + param).c_str(), F_OK) == 0;
+    };
+    std::string o;
+    if (knows("redirect_dir", 4, 10)) o += ",redirect_dir=off";
+    if (knows("metacopy", 4, 19)) o += ",metacopy=off";
+    if (knows("index", 4, 13)) o += ",index=off";
+    return o;
+  }();
+  return options;
 }
 
 void check_overlay_path(const std::string& p) {
@@ -313,7 +339,7 @@ RunResult run(const RunSpec& spec) {
   if (writable) {
     check_overlay_path(spec.upper_dir);
     check_overlay_path(spec.work_dir);
-    p.overlay_data += ",upperdir=" + spec.upper_dir + ",workdir=" + spec.work_dir;
+    p.overlay_data += ",upperdir=" + spec.upper_dir + ",workdir=" + spec.work_dir + overlay_upper_options();
   }
   if (p.overlay_data.size() > kMaxMountData)
     // TODO(exec): use fsopen()/fsconfig("lowerdir+") (Linux 6.8) for very deep images.

@@ -38,6 +38,9 @@ struct RunSpec {
   /// Relative upper_dir/work_dir are resolved against `layers_base` too. Mount points
   /// the sandbox had to create (/proc, /dev, /sys, bind targets) are removed from
   /// upper_dir afterwards when they are still empty, so they never reach a layer.
+  /// A writable root is mounted with redirect_dir=off,metacopy=off,index=off (those
+  /// the kernel knows), so upper_dir alone describes the change: a renamed lower
+  /// directory is copied, never a redirect xattr.
   std::vector<std::string> lower_dirs;
   std::string layers_base;
   std::string upper_dir;

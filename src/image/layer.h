@@ -1,11 +1,12 @@
-// image/layer.h — layers as tar streams: an overlayfs upper directory becomes an OCI
-// layer (whiteouts for deletions, opaque directories), gzip-compressed into the blob
-// store; a layer blob is unpacked into a directory as an overlayfs lower layer. Entries
-// that would escape the destination (`..`, absolute links leading out) are refused.
+// image/layer.h — layers as tar streams: the change an overlayfs upper directory makes
+// over the layers below it becomes an OCI layer as BuildKit writes it, gzip-compressed
+// into the blob store; a layer blob is unpacked into a directory as an overlayfs lower
+// layer. Entries that would escape the destination (`..`, absolute links) are refused.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/digest.h"
 #include "cache/blob_store.h"
@@ -20,13 +21,26 @@ struct LayerBlob {
   base::Digest diff_id;  ///< sha256 of the uncompressed tar
   base::Digest digest;   ///< sha256 of the gzip blob in the store
   uint64_t size = 0;     ///< compressed size
-  bool empty = false;    ///< the directory held no entries
+  bool empty = false;    ///< no entry: the 32-byte empty layer (sha256:4f4fb700...)
 };
 
-/// Writes `upper_dir` (an overlayfs upper dir) as a gzip tar layer into `blobs`.
-/// Char devices 0/0 become `.wh.<name>`, dirs with trusted.overlay.opaque=y get
-/// `.wh..wh..opq`. Entries are sorted by name; uid/gid, mode, mtime, xattrs and hard
-/// links are preserved.
+/// Writes what the overlayfs upper dir `upper_dir` changes over `lower_dirs` (the layers
+/// below it, top-most first) as a gzip tar layer into `blobs`, the way BuildKit's
+/// overlayfs differ does (see layer.cpp): entries in lexical walk order; a 0/0 char
+/// device is a `.wh.<name>` whiteout (ustar, mode 0, 0:0, mtime 0) when a layer below
+/// has the name; an entry the layers below hold unchanged is left out, every directory
+/// above a written entry is written; an opaque directory (trusted.overlay.opaque=y)
+/// becomes whiteouts for what was below it and not in it. Headers are Go's archive/tar
+/// pax format: numeric uid/gid, mode with setuid/setgid/sticky, whole-second mtime,
+/// pax records for long or non-ASCII names, big ids and sizes of 8 GiB or more; the
+/// only xattr kept is security.capability; sockets are skipped; hard links within the
+/// layer are link entries to the first name. `empty` is set when nothing changed.
+/// Throws base::Error for an upper dir with overlayfs redirect or metacopy xattrs.
+LayerBlob write_layer(const std::string& upper_dir, const std::vector<std::string>& lower_dirs,
+                      cache::BlobStore& blobs);
+
+/// As above with the layers below unknown: every whiteout is written, an opaque
+/// directory gets a `.wh..wh..opq` marker, no entry is compared.
 LayerBlob write_layer(const std::string& upper_dir, cache::BlobStore& blobs);
 
 /// Unpacks a layer (gzip or plain tar, detected) read from `fd` into the empty
@@ -40,8 +54,8 @@ base::Digest apply_layer(int fd, const std::string& dest);
 /// directory. Used for `--output type=local`. Returns the diff id.
 base::Digest extract_layer(int fd, const std::string& dest);
 
-/// Packs a plain directory tree (a rootfs) as a layer; like write_layer without
-/// whiteout translation.
+/// Packs a plain directory tree (a rootfs) as a layer: every entry, as write_layer
+/// writes it, 0/0 char devices kept as devices.
 LayerBlob write_dir_layer(const std::string& dir, cache::BlobStore& blobs);
 
 /// Stores a layer tar (plain or gzip, detected) read from `fd` as a gzip layer blob,

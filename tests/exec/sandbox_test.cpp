@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -158,6 +159,45 @@ TEST_CASE("sandbox: writes land in upper_dir and deletions become whiteouts") {
   CHECK(st.st_rdev == makedev(0, 0));
   CHECK(builder::base::read_file(r.lower + "/data/a") == "from lower\n");  // lower untouched
   CHECK(!fs::exists(r.upper + "/data/b"));
+}
+
+TEST_CASE("sandbox: a writable root is mounted with redirect_dir=off,metacopy=off,index=off") {
+  if (!builder::test::have_root()) return;
+  Rootfs r;
+  auto spec = r.spec({"true"});
+  spec.lower_dirs = {r.tmp.path() + "/missing"};  // fails the mount, which reports its options
+  try {
+    builder::exec::run(spec);
+    FAIL("expected an error");
+  } catch (const builder::base::SysError& e) {
+    // On kernels from 4.19 on; older ones get only the options they know.
+    CHECK(e.context() ==
+          std::vector<std::string>{"overlay options: lowerdir=" + r.tmp.path() + "/missing,upperdir=" + r.upper +
+                                   ",workdir=" + r.work + ",redirect_dir=off,metacopy=off,index=off"});
+  }
+  spec = r.spec({"true"}, /*writable=*/false);
+  spec.lower_dirs = {r.tmp.path() + "/missing"};
+  try {
+    builder::exec::run(spec);
+    FAIL("expected an error");
+  } catch (const builder::base::SysError& e) {
+    CHECK(e.context().back().find("redirect_dir") == std::string::npos);  // read-only: nothing to record
+  }
+}
+
+TEST_CASE("sandbox: renaming a lower directory copies it into upper_dir, never a redirect xattr") {
+  if (!builder::test::have_root()) return;
+  Rootfs r;
+  write(r.lower + "/data/dir/deep/f", "f\n");
+  auto o = sh(r, "mv /data/dir /data/moved && cat /data/moved/deep/f");
+  CHECK(o.result.exit_code == 0);
+  CHECK(o.out == "f\n");
+  CHECK(builder::base::read_file(r.upper + "/data/moved/deep/f") == "f\n");
+  struct stat st;
+  REQUIRE(::lstat((r.upper + "/data/dir").c_str(), &st) == 0);
+  CHECK((S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)));
+  for (const char* p : {"/data/moved", "/data/moved/deep", "/data"})
+    CHECK(::lgetxattr((r.upper + p).c_str(), "trusted.overlay.redirect", nullptr, 0) < 0);
 }
 
 TEST_CASE("sandbox: a root without upper_dir is read-only") {

@@ -18,6 +18,7 @@
 #include "base/fs.h"
 #include "base/temp_dir.h"
 #include "cache/store.h"
+#include "tar_listing.h"
 #include "test_util.h"
 
 namespace builder::test {

@@ -149,6 +149,14 @@ Result LocalExecutor::run_file(const graph::FileOp& op, const std::vector<Result
   return r;
 }
 
+/// The snapshot directories below layer `i` of `r`, top-most first: what that layer's
+/// changes are computed against when it is written as a tar.
+std::vector<std::string> LocalExecutor::lower_paths(const Result& r, size_t i) const {
+  std::vector<std::string> out;
+  for (size_t k = i; k-- > 0;) out.push_back(store_.snapshots().fs_path(r.layers[k]));
+  return out;
+}
+
 static std::string rfc3339(std::time_t t) {
   char buf[64];
   struct tm tm;
@@ -160,7 +168,8 @@ static std::string rfc3339(std::time_t t) {
 ExportedImage LocalExecutor::export_image(const Result& result, const graph::ImageSpec& spec) {
   std::vector<image::LayerBlob> layers;
   std::vector<int64_t> layer_created;  // when each layer's snapshot was committed
-  for (const auto& id : result.layers) {
+  for (size_t i = 0; i < result.layers.size(); ++i) {
+    const std::string& id = result.layers[i];
     auto info = store_.snapshots().get(id);
     if (!info) throw base::Error("snapshot " + id + " disappeared during export");
     layer_created.push_back(info->created);
@@ -171,15 +180,16 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
       blob.size = static_cast<uint64_t>(info->blob_size);
       blob.empty = false;
     } else {
-      blob = image::write_layer(store_.snapshots().fs_path(id), store_.blobs());
+      blob = image::write_layer(store_.snapshots().fs_path(id), lower_paths(result, i), store_.blobs());
       if (!blob.empty)
         store_.snapshots().set_blob(id, blob.diff_id.str(), blob.digest.str(), static_cast<int64_t>(blob.size),
                                     image::kMediaTypeLayerGzip);
     }
     layers.push_back(blob);
   }
-  // Map history entries that claim a layer onto the layers, in order; empty layers are
-  // dropped and their entries marked empty_layer, as BuildKit does.
+  // Map history entries that claim a layer onto the layers, in order. A step that
+  // changed nothing still has its layer (an empty tar), as in BuildKit: its image lists
+  // the 32-byte empty layer for such a RUN or WORKDIR and keeps empty_layer unset.
   //
   // Timestamps come from the cache, not the clock: a step's entry is dated when its
   // snapshot was committed, a config-only entry inherits the date of the entry before
@@ -200,20 +210,18 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
     if (!h.author.empty()) e["author"] = h.author;
     e["created_by"] = h.created_by;
     if (!h.comment.empty()) e["comment"] = h.comment;
-    bool is_empty = h.empty_layer;
     if (!h.empty_layer) {
       if (next >= layers.size())
         throw base::Error("image history names more layers than the build produced (" +
                           std::to_string(layers.size()) + ")");
-      if (layers[next].empty) is_empty = true;
-      else kept.push_back(layers[next]);
+      kept.push_back(layers[next]);
       ++next;
+    } else {
+      e["empty_layer"] = true;
     }
-    if (is_empty) e["empty_layer"] = true;
     history.push_back(std::move(e));
   }
-  for (; next < layers.size(); ++next)
-    if (!layers[next].empty) throw base::Error("the build produced a layer that no history entry describes");
+  if (next < layers.size()) throw base::Error("the build produced a layer that no history entry describes");
   base::Json config;
   config["architecture"] = spec.architecture;
   if (!spec.author.empty()) config["author"] = spec.author;
@@ -232,14 +240,15 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
 
 void LocalExecutor::export_local(const Result& result, const std::string& dest) {
   base::make_dirs(dest);
-  for (const auto& id : result.layers) {
+  for (size_t i = 0; i < result.layers.size(); ++i) {
+    const std::string& id = result.layers[i];
     auto info = store_.snapshots().get(id);
     if (!info) throw base::Error("snapshot " + id + " disappeared during export");
     base::Digest blob;
     if (!info->blob_digest.empty()) {
       blob = base::Digest::parse(info->blob_digest);
     } else {
-      auto lb = image::write_layer(store_.snapshots().fs_path(id), store_.blobs());
+      auto lb = image::write_layer(store_.snapshots().fs_path(id), lower_paths(result, i), store_.blobs());
       if (lb.empty) continue;
       store_.snapshots().set_blob(id, lb.diff_id.str(), lb.digest.str(), static_cast<int64_t>(lb.size),
                                   image::kMediaTypeLayerGzip);

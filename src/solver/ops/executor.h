@@ -63,6 +63,7 @@ class LocalExecutor : public Executor {
   Result run_exec(const graph::ExecOp& op, const std::vector<Result>& inputs, const OutputFn& out);
   Result run_file(const graph::FileOp& op, const std::vector<Result>& inputs);
   std::string local_dir(const std::string& name) const;
+  std::vector<std::string> lower_paths(const Result& r, size_t i) const;
 
   cache::Store& store_;
   image::ImageStore& images_;
