@@ -104,7 +104,18 @@ bool process_alive(const std::string& root, int pid) {
   return true;
 }
 
-Store::Store(std::string root) : root_(std::move(root)), blobs_(root_) {
+namespace {
+// Absolute and clean: sandbox mounts and scratch paths are built from it, and must not
+// depend on the working directory of whoever opened the store.
+std::string absolute_root(const std::string& root) {
+  if (root.empty()) throw base::Error("builder root must not be empty");
+  std::string r = std::filesystem::absolute(root).lexically_normal().string();
+  while (r.size() > 1 && r.back() == '/') r.pop_back();
+  return r;
+}
+}  // namespace
+
+Store::Store(std::string root) : root_(absolute_root(root)), blobs_(root_) {
   std::string& key = live_key_;
   try {
     for (const char* sub :

@@ -248,3 +248,20 @@ TEST_CASE("e2e: no mount outlives a test root") {
   CHECK_MESSAGE(any.empty(), builder::e2e::join(any));
   CHECK_FALSE(fs::exists(path));
 }
+
+TEST_CASE("e2e: a relative --root is the same store as its absolute path") {
+  if (!builder::test::have_root()) return;
+  TestRoot root;
+  REQUIRE(root.import_busybox());
+  // builder runs in work(); the store is its sibling `root`.
+  auto relative = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> argv{builder::test::builder_binary(), "--root", "../root"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return builder::e2e::run_process(argv, root.work().string());
+  };
+  Result b = relative({"build", "-q", "-t", "rel", testdata("e2e/pid1")});
+  REQUIRE_MESSAGE(b.status == 0, b.describe());
+  Result r = root.builder({"run", "--rm", "rel", "echo", "same store"});
+  CHECK_MESSAGE(r.out == "same store\n", r.describe());
+  root.check_no_mounts();
+}

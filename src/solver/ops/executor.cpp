@@ -195,11 +195,31 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
   // snapshot was committed, a config-only entry inherits the date of the entry before
   // it, and the image is dated by its last entry. So a rebuild served wholly from the
   // cache yields the same config and the same image ID.
+  // A base image's history may not describe its layers one to one (tools that write
+  // none, or too many): as BuildKit does, surplus entries become empty_layer from the
+  // bottom, and missing ones are added, undated and unnamed, below everything.
+  std::vector<graph::History> entries = spec.history;
+  size_t claimed = 0;
+  for (const auto& h : entries) claimed += h.empty_layer ? 0 : 1;
+  for (auto it = entries.begin(); it != entries.end() && claimed > layers.size(); ++it)
+    if (!it->empty_layer) {
+      it->empty_layer = true;
+      --claimed;
+    }
+  const size_t added = layers.size() - claimed;
+  entries.insert(entries.begin(), added, graph::History{});
+
   std::string last_created;
   base::Json history = base::Json::array();
   std::vector<image::LayerBlob> kept;
   size_t next = 0;
-  for (const auto& h : spec.history) {
+  for (size_t k = 0; k < entries.size(); ++k) {
+    const graph::History& h = entries[k];
+    if (k < added) {  // an added entry: only claims its layer
+      history.push_back(base::Json::object());
+      kept.push_back(layers[next++]);
+      continue;
+    }
     std::string created = h.created;
     if (created.empty() && !h.empty_layer && next < layer_created.size() && layer_created[next] > 0)
       created = rfc3339(static_cast<std::time_t>(layer_created[next]));
@@ -211,9 +231,6 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
     e["created_by"] = h.created_by;
     if (!h.comment.empty()) e["comment"] = h.comment;
     if (!h.empty_layer) {
-      if (next >= layers.size())
-        throw base::Error("image history names more layers than the build produced (" +
-                          std::to_string(layers.size()) + ")");
       kept.push_back(layers[next]);
       ++next;
     } else {
@@ -221,7 +238,6 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
     }
     history.push_back(std::move(e));
   }
-  if (next < layers.size()) throw base::Error("the build produced a layer that no history entry describes");
   base::Json config;
   config["architecture"] = spec.architecture;
   if (!spec.author.empty()) config["author"] = spec.author;
