@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/time.h"
 #include "base/json.h"
 #include "base/strings.h"
 #include "cache/store.h"
@@ -17,22 +18,6 @@
 namespace builder::cli {
 namespace {
 
-/// Unix seconds of an RFC 3339 timestamp ("2024-01-02T03:04:05.123Z"); 0 if unparsable.
-int64_t parse_rfc3339(const std::string& s) {
-  std::tm tm{};
-  const char* rest = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (!rest) return 0;
-  int64_t t = timegm(&tm);
-  while (*rest == '.' || (*rest >= '0' && *rest <= '9')) ++rest;
-  if (*rest == '+' || *rest == '-') {
-    int hh = 0, mm = 0;
-    if (std::sscanf(rest + 1, "%d:%d", &hh, &mm) >= 1) {
-      int off = hh * 3600 + mm * 60;
-      t += (*rest == '+') ? -off : off;
-    }
-  }
-  return t;
-}
 
 /// go-units HumanDuration, as `docker images` prints it.
 std::string human_duration(int64_t secs) {
@@ -95,7 +80,7 @@ void print_no_such_image(const std::string& ref) {
 int64_t created_of(const image::Image& img, const image::ImageRecord& rec) {
   int64_t created = 0;
   if (img.config.contains("created") && img.config["created"].is_string())
-    created = parse_rfc3339(img.config["created"].get<std::string>());
+    created = base::parse_rfc3339(img.config["created"].get<std::string>());
   return created != 0 ? created : rec.created;
 }
 

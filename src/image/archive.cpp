@@ -13,6 +13,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "base/time.h"
 #include "base/fd.h"
 #include "base/fs.h"
 #include "base/strings.h"
@@ -499,14 +500,6 @@ std::vector<std::string> load_archive(ImageStore& images, const std::string& pat
 
 namespace {
 
-std::string rfc3339_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 const char* host_arch() {
 #if defined(__x86_64__)
@@ -565,7 +558,7 @@ std::string import_rootfs(ImageStore& images, const std::string& tar_path, const
     runtime["Env"] = base::Json::array({"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"});
     merge_runtime_config(runtime, config);
 
-    std::string now = rfc3339_now();
+    std::string now = base::rfc3339_now();
     base::Json cfg = base::Json::object();
     cfg["created"] = now;
     cfg["architecture"] = host_arch();

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "base/error.h"
+#include "base/time.h"
 #include "base/fs.h"
 #include "base/json.h"
 #include "base/scope_exit.h"
@@ -34,14 +35,6 @@ std::vector<std::string> json_strings(const base::Json& j) {
   return out;
 }
 
-std::string rfc3339_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 const base::Json& inner_config(const base::Json& image_config) {
   static const base::Json empty = base::Json::object();
@@ -120,7 +113,7 @@ int run_container(cache::Store& store, image::ImageStore& images, const RunOptio
   record["image"] = opts.image;
   record["image_id"] = img->config_digest.str();
   record["command"] = args;
-  record["created"] = rfc3339_now();
+  record["created"] = base::rfc3339_now();
   record["status"] = "created";
   std::string record_path = base::path_join(dir, "config.json");
   base::write_file_atomic(record_path, record.dump(2) + "\n");
@@ -174,7 +167,7 @@ int run_container(cache::Store& store, image::ImageStore& images, const RunOptio
   record["status"] = "exited";
   record["exit_code"] = res.exit_code;
   if (res.signal) record["signal"] = res.signal;
-  record["finished"] = rfc3339_now();
+  record["finished"] = base::rfc3339_now();
   if (!opts.remove) base::write_file_atomic(record_path, record.dump(2) + "\n");
   return res.exit_code;
 }

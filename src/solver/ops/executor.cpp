@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "base/error.h"
+#include "base/time.h"
 #include "base/fs.h"
 #include "base/strings.h"
 #include "cache/checksum.h"
@@ -157,13 +158,6 @@ std::vector<std::string> LocalExecutor::lower_paths(const Result& r, size_t i) c
   return out;
 }
 
-static std::string rfc3339(std::time_t t) {
-  char buf[64];
-  struct tm tm;
-  ::gmtime_r(&t, &tm);
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 ExportedImage LocalExecutor::export_image(const Result& result, const graph::ImageSpec& spec) {
   std::vector<image::LayerBlob> layers;
@@ -222,8 +216,8 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
     }
     std::string created = h.created;
     if (created.empty() && !h.empty_layer && next < layer_created.size() && layer_created[next] > 0)
-      created = rfc3339(static_cast<std::time_t>(layer_created[next]));
-    if (created.empty()) created = last_created.empty() ? rfc3339(std::time(nullptr)) : last_created;
+      created = base::rfc3339(static_cast<std::time_t>(layer_created[next]));
+    if (created.empty()) created = last_created.empty() ? base::rfc3339_now() : last_created;
     last_created = created;
     base::Json e;
     e["created"] = created;
@@ -242,7 +236,7 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
   config["architecture"] = spec.architecture;
   if (!spec.author.empty()) config["author"] = spec.author;
   config["config"] = spec.config;
-  config["created"] = last_created.empty() ? rfc3339(std::time(nullptr)) : last_created;
+  config["created"] = last_created.empty() ? base::rfc3339_now() : last_created;
   config["history"] = history;
   config["os"] = spec.os;
   base::Json diff_ids = base::Json::array();
