@@ -4,11 +4,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/strings.h"
+#include "base/temp_dir.h"
 #include "cache/ignore_file.h"
 #include "cache/store.h"
 #include "cli.h"
@@ -106,6 +108,18 @@ std::vector<std::string> read_dockerignore(const std::string& context, const std
   if (!base::path_exists(path)) path = base::path_join(context, ".dockerignore");
   if (!base::path_exists(path)) return {};
   return cache::parse_ignore_file(base::read_file(path));
+}
+
+std::string read_stdin() {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw base::SysError(errno, "read", "stdin");
+    if (n == 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
 }
 
 std::vector<std::string> source_lines(const std::string& source) {
@@ -215,16 +229,34 @@ int run_build(const std::string& root, const BuildOptions& o) {
   std::vector<std::string> tags;
   for (const auto& t : o.tags) tags.push_back(image::normalize_ref(t));
 
-  std::error_code ec;
-  auto context_path = std::filesystem::canonical(o.context, ec);
-  if (ec || !std::filesystem::is_directory(context_path))
-    throw base::Error("unable to prepare context: path `" + o.context + "` not found");
-  std::string context = context_path.string();
-  std::string dockerfile = o.file.empty() ? base::path_join(context, "Dockerfile") : o.file;
-  if (!base::path_exists(dockerfile))
-    throw base::Error("failed to read dockerfile: open " + dockerfile + ": no such file or directory");
-  std::string display = std::filesystem::path(dockerfile).filename().string();
-  std::string source = base::read_file(dockerfile);
+  // `-` as the context: the Dockerfile comes on stdin and the context is empty, as
+  // `docker build - < Dockerfile`. `-f -` reads the Dockerfile from stdin too.
+  const bool stdin_context = o.context == "-";
+  if (stdin_context && !o.file.empty() && o.file != "-")
+    throw base::Error("with the context `-` the Dockerfile comes from stdin: -f cannot name a file");
+  std::string context, dockerfile, display, source;
+  if (!stdin_context) {
+    std::error_code ec;
+    auto context_path = std::filesystem::canonical(o.context, ec);
+    if (ec || !std::filesystem::is_directory(context_path))
+      throw base::Error("unable to prepare context: path `" + o.context + "` not found");
+    context = context_path.string();
+  }
+  if (stdin_context || o.file == "-") {
+    source = read_stdin();
+    // A tar or gzip on stdin would be a context archive: say so rather than parse it.
+    if ((source.size() > 262 && source.compare(257, 5, "ustar") == 0) ||
+        (source.size() > 2 && static_cast<unsigned char>(source[0]) == 0x1f &&
+         static_cast<unsigned char>(source[1]) == 0x8b))
+      throw base::Error("a context archive on stdin is not supported yet: unpack it and pass the directory");
+    display = "Dockerfile";
+  } else {
+    dockerfile = o.file.empty() ? base::path_join(context, "Dockerfile") : o.file;
+    if (!base::path_exists(dockerfile))
+      throw base::Error("failed to read dockerfile: open " + dockerfile + ": no such file or directory");
+    display = std::filesystem::path(dockerfile).filename().string();
+    source = base::read_file(dockerfile);
+  }
 
   std::map<std::string, std::string> build_args;
   for (const auto& kv : o.build_args) {
@@ -241,6 +273,13 @@ int run_build(const std::string& root, const BuildOptions& o) {
   InterruptGuard interrupt;
   cache::Store store(root);
   image::ImageStore images(store);
+  // The empty context of `builder build -`, in the store's scratch space so that a
+  // killed build's copy is repaired away.
+  std::optional<base::TempDir> empty_context;
+  if (stdin_context) {
+    empty_context.emplace(store.scratch_dir(), "context-" + std::to_string(::getpid()) + "-");
+    context = empty_context->path();
+  }
   const graph::SourceMap* source_map = nullptr;
   frontend::LowerResult lowered;
   StepLog logs(kErrorLogLines);
@@ -256,7 +295,7 @@ int run_build(const std::string& root, const BuildOptions& o) {
     frontend::LowerOptions lo;
     lo.build_args = build_args;
     lo.target = o.target;
-    lo.context_excludes = read_dockerignore(context, dockerfile);
+    if (!stdin_context) lo.context_excludes = read_dockerignore(context, dockerfile.empty() ? base::path_join(context, "Dockerfile") : dockerfile);
     StoreResolver resolver(images);
     lowered = frontend::lower(file, lo, resolver);
     source_map = &lowered.source_map;

@@ -329,3 +329,39 @@ TEST_CASE("cli: version") {
   CHECK(flag.status == 0);
   CHECK(flag.out == v.out);
 }
+
+TEST_CASE("cli: the Dockerfile can come from stdin (`-` context, `-f -`)") {
+  if (!builder::test::have_root()) return;
+  TestRoot root;
+  REQUIRE(root.import_busybox());
+
+  Result b = root.builder_with_input({"build", "-q", "-t", "stdin", "-"},
+                                     "FROM busybox\nRUN echo built > /b\nCMD [\"cat\", \"/b\"]\n");
+  REQUIRE_MESSAGE(b.status == 0, b.describe());
+  Result r = root.builder({"run", "--rm", "stdin"});
+  CHECK_MESSAGE(r.out == "built\n", r.describe());
+  // The empty context is gone with the build.
+  for (const auto& e : fs::directory_iterator(root.store() / "run"))
+    CHECK_MESSAGE(e.path().filename().string().rfind("context-", 0) != 0, e.path());
+
+  // With an empty context, COPY finds nothing.
+  Result c = root.builder_with_input({"build", "-q", "-"}, "FROM busybox\nCOPY x /\n");
+  CHECK(c.status == 1);
+  CHECK_MESSAGE(c.err.find("Dockerfile:2") != std::string::npos, c.describe());
+
+  // -f - with a real context.
+  builder::e2e::write_file(root.work() / "ctx" / "msg.txt", "from the context\n");
+  Result f = root.builder_with_input({"build", "-q", "-f", "-", "-t", "stdin2", (root.work() / "ctx").string()},
+                                     "FROM busybox\nCOPY msg.txt /\n");
+  REQUIRE_MESSAGE(f.status == 0, f.describe());
+  Result m = root.builder({"run", "--rm", "stdin2", "cat", "/msg.txt"});
+  CHECK_MESSAGE(m.out == "from the context\n", m.describe());
+
+  // A tar on stdin is a context archive: refused, clearly.
+  std::string tar(512, '\0');
+  tar.replace(257, 5, "ustar");
+  Result t = root.builder_with_input({"build", "-"}, tar);
+  CHECK(t.status == 1);
+  CHECK_MESSAGE(t.err.find("a context archive on stdin is not supported yet") != std::string::npos, t.describe());
+  root.check_no_mounts();
+}

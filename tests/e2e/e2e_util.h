@@ -49,8 +49,10 @@ inline void write_file(const fs::path& p, const std::string& data) {
 }
 
 /// Runs argv[0] (looked up in PATH when it has no slash) with `argv`, in `cwd` when not
-/// empty. stdout and stderr go to temp files, read back after the child exits.
-inline Result run_process(const std::vector<std::string>& argv, const std::string& cwd = {}) {
+/// empty, stdin from `stdin_path`. stdout and stderr go to temp files, read back after
+/// the child exits.
+inline Result run_process(const std::vector<std::string>& argv, const std::string& cwd = {},
+                          const std::string& stdin_path = "/dev/null") {
   Result r;
   char out_tmpl[] = "/tmp/builder-e2e-out.XXXXXX";
   char err_tmpl[] = "/tmp/builder-e2e-err.XXXXXX";
@@ -66,7 +68,7 @@ inline Result run_process(const std::vector<std::string>& argv, const std::strin
 
   pid_t pid = ::fork();
   if (pid == 0) {
-    int devnull = ::open("/dev/null", O_RDONLY);
+    int devnull = ::open(stdin_path.c_str(), O_RDONLY);
     if (devnull >= 0) ::dup2(devnull, 0);
     ::dup2(out_fd, 1);
     ::dup2(err_fd, 2);
@@ -204,6 +206,15 @@ class TestRoot {
     std::vector<std::string> argv{test::builder_binary(), "--root", store().string()};
     argv.insert(argv.end(), args.begin(), args.end());
     return run_process(argv, work().string());
+  }
+
+  /// `builder --root <store> args...` with `input` on stdin.
+  Result builder_with_input(const std::vector<std::string>& args, const std::string& input) const {
+    fs::path in = dir_ / "stdin";
+    write_file(in, input);
+    std::vector<std::string> argv{test::builder_binary(), "--root", store().string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(argv, work().string(), in.string());
   }
 
   /// Imports the busybox rootfs as busybox:latest. Returns false (after reporting) on failure.
