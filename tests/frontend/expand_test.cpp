@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/strings.h"
 #include "frontend/expand.h"
 #include "test_util.h"
@@ -17,12 +18,7 @@ using namespace builder::frontend;
 
 namespace {
 
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+std::string read_file(const fs::path& p) { return base::read_file(p.string()); }
 
 fs::path shell_dir() { return fs::path(test::shared_dir()) / "conformance" / "shell"; }
 

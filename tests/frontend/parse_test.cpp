@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/fs.h"
 #include "frontend/parse.h"
 #include "test_util.h"
 
@@ -16,12 +17,7 @@ using namespace builder;
 
 namespace {
 
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+std::string read_file(const fs::path& p) { return base::read_file(p.string()); }
 
 fs::path conformance() { return fs::path(test::shared_dir()) / "conformance"; }
 
