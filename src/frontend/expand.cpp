@@ -174,7 +174,7 @@ class Lexer {
     std::u32string result;
     // BuildKit shares one words buffer between nested calls; keep that quirk.
     words_buffer_.clear();
-    Words words{&words_buffer_};
+    Words words{&words_buffer_, {}, false};
     bool saved = raw_escapes_;
     raw_escapes_ = raw_escapes;
     struct Restore {
