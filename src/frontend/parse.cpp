@@ -217,7 +217,7 @@ ast::File parse(std::string_view bytes, const std::string& filename) {
     if (ins.onbuild) ins.onbuild->range = ins.range;
     file.instructions.push_back(std::move(ins));
   }
-  if (file.instructions.empty()) throw error_at("file with no instructions", current, 0);
+  if (file.instructions.empty()) throw error_at("file with no instructions", std::max(current, 1), 0);
   return file;
 }
 

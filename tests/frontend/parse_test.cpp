@@ -179,3 +179,18 @@ TEST_CASE("parse: errors carry file and line") {
   CHECK_THROWS(frontend::parse("# escape=\\\n# escape=`\nFROM a\n", "Dockerfile"));
   CHECK_THROWS(frontend::parse("CMD [\"a\", 1]\n", "Dockerfile"));
 }
+
+TEST_CASE("parse: an empty Dockerfile is an error located at line 1") {
+  for (const char* text : {"", "# only a comment\n", "\n"}) {
+    CAPTURE(text);
+    try {
+      frontend::parse(text, "Dockerfile");
+      FAIL("parsed an empty Dockerfile");
+    } catch (const base::Error& e) {
+      CHECK(e.message() == "file with no instructions");
+      REQUIRE(e.where());
+      CHECK(e.where()->valid());
+      CHECK(e.where()->start_line == 1);
+    }
+  }
+}
