@@ -99,6 +99,15 @@ inline bool have_tool(const std::string& tool) {
   return run_process({"sh", "-c", "command -v " + tool + " >/dev/null"}).status == 0;
 }
 
+/// True if `tool` is installed. A missing tool is a failure under CI (scripts/setup
+/// installs them all), a skip with a message on a developer's machine.
+inline bool require_tool(const std::string& tool) {
+  if (have_tool(tool)) return true;
+  if (std::getenv("CI")) FAIL_CHECK(tool << " is not installed, and CI must run this check");
+  else MESSAGE(tool << " not installed: skipped");
+  return false;
+}
+
 /// Lines of /proc/self/mounts that mention `needle`.
 inline std::vector<std::string> mounts_containing(const std::string& needle) {
   std::vector<std::string> hits;
