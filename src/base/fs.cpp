@@ -61,7 +61,7 @@ static void remove_at(int dirfd, const char* name, const std::string& shown) {
   }
   ::fchmod(fd, 0700);  // a read-only directory from an image cannot be emptied otherwise
   Fd owner(fd);
-  int dupfd = ::dup(fd);
+  int dupfd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (dupfd < 0) throw SysError(errno, "dup", shown);
   DIR* d = ::fdopendir(dupfd);
   if (!d) {

@@ -60,7 +60,7 @@ std::vector<std::string> list_dir(const std::string& dir) {
 // links counted once. Never follows symlinks.
 void add_sizes(int dirfd, const std::string& shown, std::set<std::pair<dev_t, ino_t>>& seen,
                int64_t& total) {
-  int dupfd = ::dup(dirfd);
+  int dupfd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
   if (dupfd < 0) throw base::SysError(errno, "dup", shown);
   DIR* d = ::fdopendir(dupfd);
   if (!d) {

@@ -65,9 +65,9 @@ base::Fd acquire_live(const std::string& key, const std::string& root) {
     }
     it = locks.emplace(key, LiveLock{std::move(fd), path, 0}).first;
   }
-  int d = ::dup(it->second.fd.get());
+  // Close-on-exec from the start: another thread may be starting a process right now.
+  int d = ::fcntl(it->second.fd.get(), F_DUPFD_CLOEXEC, 0);
   if (d < 0) throw base::SysError(errno, "dup", it->second.path);
-  base::check_sys(::fcntl(d, F_SETFD, FD_CLOEXEC), "fcntl", it->second.path);
   ++it->second.refs;
   return base::Fd(d);
 }

@@ -80,16 +80,21 @@ std::optional<uint32_t> parse_id(std::string_view s) {
 }
 
 /// Reads a file of the merged view; "" when absent. Refuses to follow a symlink out of
-/// the layer (O_NOFOLLOW).
+/// the layer (O_NOFOLLOW). Anything but a regular file counts as absent too: an image's
+/// FIFO would block the open, and a device node (/dev/zero) would be read forever on
+/// the host. O_NONBLOCK keeps the open of a FIFO from waiting for a writer.
 std::string read_layer_file(const LayerView& view, std::string_view rel) {
   auto path = view.find(rel);
   if (!path) return {};
-  int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     if (errno == ELOOP || errno == ENOENT) return {};
     throw base::SysError(errno, "open", *path);
   }
   base::Fd owner(fd);
+  struct stat st;
+  if (::fstat(fd, &st) < 0) throw base::SysError(errno, "stat", *path);
+  if (!S_ISREG(st.st_mode)) return {};
   return base::read_all(fd);
 }
 

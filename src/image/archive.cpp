@@ -53,7 +53,15 @@ class TarFile {
         tmp_(path + ".tmp-" + base::random_hex(6)),
         fd_(base::open_fd(tmp_, O_WRONLY | O_CREAT | O_EXCL, 0644)),
         sink_(fd_.get()),
-        a_(detail::new_tar_writer(sink_)) {}
+        a_([&] {
+          // The temporary file is ours from its creation; ~TarFile does not run if we throw.
+          try {
+            return detail::new_tar_writer(sink_);
+          } catch (...) {
+            ::unlink(tmp_.c_str());
+            throw;
+          }
+        }()) {}
 
   ~TarFile() {
     if (!committed_) ::unlink(tmp_.c_str());

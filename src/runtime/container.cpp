@@ -98,8 +98,7 @@ int run_container(cache::Store& store, image::ImageStore& images, const RunOptio
 
   std::string id = base::random_hex(32);
   std::string dir = base::path_join(base::path_join(store.root(), "containers"), id);
-  base::make_dirs(base::path_join(dir, "upper"));
-  base::make_dirs(base::path_join(dir, "work"));
+  // Owns the directory before anything creates it, so a failing make_dirs leaves nothing.
   base::ScopeExit cleanup([&] {
     // Destructors never throw: a leftover dir is garbage, not a failure.
     if (opts.remove) try {
@@ -107,6 +106,8 @@ int run_container(cache::Store& store, image::ImageStore& images, const RunOptio
       } catch (...) {
       }
   });
+  base::make_dirs(base::path_join(dir, "upper"));
+  base::make_dirs(base::path_join(dir, "work"));
 
   base::Json record = base::Json::object();
   record["id"] = id;

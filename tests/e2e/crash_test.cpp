@@ -59,7 +59,9 @@ int build_and_signal(const TestRoot& root, const fs::path& log, int sig) {
   bool running = false;
   for (int i = 0; i < 300 && !running; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    running = builder::e2e::slurp(log).find("step-running") != std::string::npos;
+    // The step's own output line ("#2 0.012 step-running"), not its header, which
+    // names the command before the sandbox exists.
+    running = builder::e2e::slurp(log).find(" step-running\n") != std::string::npos;
   }
   CHECK_MESSAGE(running, "the RUN step never started:\n" << builder::e2e::slurp(log));
   CHECK(!entries_with_prefix(root.store() / "run", "sandbox-").empty());

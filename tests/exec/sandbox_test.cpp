@@ -12,6 +12,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -315,6 +316,27 @@ TEST_CASE("sandbox: resolve_user honours upper dir and whiteouts") {
   spec.user = "42";
   CHECK(builder::exec::resolve_user(spec).uid == 42);
   CHECK(builder::exec::resolve_user(spec).gid == 0);
+}
+
+TEST_CASE("sandbox: resolve_user reads only a regular passwd file, never blocks on a FIFO") {
+  if (!builder::test::have_root()) return;
+  Rootfs r;
+  std::string fifo = r.upper + "/etc/passwd";
+  fs::create_directories(r.upper + "/etc");
+  REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
+  auto spec = r.spec({"true"});
+  spec.user = "42";
+  auto pending = std::async(std::launch::async, [&] { return builder::exec::resolve_user(spec); });
+  bool done = pending.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  if (!done) {
+    // Unblock the reader stuck in open(), so the test can end.
+    int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (w >= 0) ::close(w);
+  }
+  CHECK(done);
+  auto c = pending.get();
+  CHECK(c.uid == 42);
+  CHECK(c.gid == 0);
 }
 
 TEST_CASE("sandbox: an unknown user is an error and nothing is left behind") {
