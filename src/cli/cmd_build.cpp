@@ -102,10 +102,10 @@ OutputSpec parse_output(const std::string& s) {
 }
 
 /// Patterns of `<dockerfile>.dockerignore` (BuildKit: a Dockerfile-specific ignore file
-/// wins) or else CONTEXT/.dockerignore.
+/// wins) or else CONTEXT/.dockerignore. `dockerfile` is empty when it came from stdin.
 std::vector<std::string> read_dockerignore(const std::string& context, const std::string& dockerfile) {
-  std::string path = dockerfile + ".dockerignore";
-  if (!base::path_exists(path)) path = base::path_join(context, ".dockerignore");
+  std::string path = dockerfile.empty() ? std::string() : dockerfile + ".dockerignore";
+  if (path.empty() || !base::path_exists(path)) path = base::path_join(context, ".dockerignore");
   if (!base::path_exists(path)) return {};
   return cache::parse_ignore_file(base::read_file(path));
 }
@@ -295,7 +295,7 @@ int run_build(const std::string& root, const BuildOptions& o) {
     frontend::LowerOptions lo;
     lo.build_args = build_args;
     lo.target = o.target;
-    if (!stdin_context) lo.context_excludes = read_dockerignore(context, dockerfile.empty() ? base::path_join(context, "Dockerfile") : dockerfile);
+    lo.context_excludes = read_dockerignore(context, dockerfile);
     StoreResolver resolver(images);
     lowered = frontend::lower(file, lo, resolver);
     source_map = &lowered.source_map;

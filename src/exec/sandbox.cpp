@@ -304,8 +304,6 @@ void cancel_all() noexcept {
   for (int fd : g_running) ::syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
 }
 
-bool cancelled() noexcept { return g_cancelled.load(); }
-
 RunResult run(const RunSpec& spec) {
   if (spec.args.empty()) throw base::Error("sandbox: no command to run");
   if (g_cancelled.load()) throw base::Error("sandbox: cancelled");

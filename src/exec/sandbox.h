@@ -12,6 +12,7 @@
 // namespace dies; PR_SET_PDEATHSIG kills the child if builder dies.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -77,10 +78,14 @@ struct RunResult {
 };
 
 /// The command itself could not be started (execve failed: not found, not executable),
-/// after the sandbox was set up. err() is the errno.
+/// after the sandbox was set up. err() is the errno; exit_code() is what shells and
+/// `docker run` report for it: 127 when not found, 126 otherwise.
 class CommandNotRunnable : public base::SysError {
  public:
-  using SysError::SysError;
+  CommandNotRunnable(int err, std::string call, std::string path)
+      : SysError(err, std::move(call), std::move(path)) {
+    set_exit_code(err == ENOENT ? 127 : 126);
+  }
 };
 
 /// Runs `spec` to completion. Throws base::SysError when the sandbox cannot be set up
@@ -95,8 +100,6 @@ RunResult run(const RunSpec& spec);
 /// and unwinds through its owners instead of dying. Thread-safe; not for use inside a
 /// signal handler (it takes a lock): call it from a thread that sigwait()s.
 void cancel_all() noexcept;
-/// Whether cancel_all() was called.
-bool cancelled() noexcept;
 
 /// Resolves `user` ("name[:group]", "uid[:gid]") against passwd/group files of a root
 /// made of `lower_dirs` (top-most first, relative to `layers_base`) plus `upper_dir`.

@@ -155,11 +155,6 @@ int run_container(cache::Store& store, image::ImageStore& images, const RunOptio
   exec::RunResult res;
   try {
     res = exec::run(spec);
-  } catch (const exec::CommandNotRunnable& e) {
-    // As docker run: 127 when the command is not found, 126 when it cannot be run.
-    record["status"] = "failed";
-    if (!opts.remove) base::write_file_atomic(record_path, record.dump(2) + "\n");
-    throw CommandFailed(e.what(), e.err() == ENOENT ? 127 : 126);
   } catch (...) {
     record["status"] = "failed";
     if (!opts.remove) base::write_file_atomic(record_path, record.dump(2) + "\n");

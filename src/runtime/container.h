@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "base/error.h"
 #include "cache/store.h"
 #include "image/store.h"
 
@@ -30,17 +29,11 @@ std::vector<std::string> container_args(const base::Json& image_config, const Ru
 /// Image Env with -e overrides applied. Exposed for tests.
 std::vector<std::string> container_env(const base::Json& image_config, const std::vector<std::string>& overrides);
 
-/// The container's command could not be started; exit_code() is docker's: 127 when it
-/// was not found, 126 when it could not be executed.
-class CommandFailed : public base::Error {
- public:
-  CommandFailed(const std::string& message, int code) : base::Error(message) { set_exit_code(code); }
-};
-
 /// Runs the container in the foreground with builder's stdout/stderr; SIGINT/SIGTERM
 /// are forwarded to it. Returns its exit code (128+signal when killed). Throws
-/// base::Error when the image is unknown or no command is specified, CommandFailed when
-/// the command cannot be started, base::SysError when the sandbox cannot be set up. Records the exit status in the container's config.json;
+/// base::Error when the image is unknown or no command is specified,
+/// exec::CommandNotRunnable (exit_code() 127 or 126, as docker run) when the command
+/// cannot be started, base::SysError when the sandbox cannot be set up. Records the exit status in the container's config.json;
 /// with remove, deletes the container directory afterwards.
 int run_container(cache::Store& store, image::ImageStore& images, const RunOptions& opts);
 

@@ -5,9 +5,9 @@
 #include <ctime>
 
 #include "base/error.h"
-#include "base/time.h"
 #include "base/fs.h"
 #include "base/strings.h"
+#include "base/time.h"
 #include "cache/checksum.h"
 #include "cache/path_filter.h"
 #include "exec/sandbox.h"
@@ -158,28 +158,36 @@ std::vector<std::string> LocalExecutor::lower_paths(const Result& r, size_t i) c
   return out;
 }
 
+/// Layer `i` of `r` (whose snapshot is `info`) as a blob: the one recorded for the
+/// snapshot, else written now and recorded, so each snapshot is walked and compressed once.
+image::LayerBlob LocalExecutor::layer_blob(const Result& r, size_t i, const cache::SnapshotInfo& info) {
+  if (!info.blob_digest.empty() && store_.blobs().has(base::Digest::parse(info.blob_digest))) {
+    image::LayerBlob blob;
+    blob.diff_id = base::Digest::parse(info.diff_id);
+    blob.digest = base::Digest::parse(info.blob_digest);
+    blob.size = static_cast<uint64_t>(info.blob_size);
+    return blob;
+  }
+  auto blob = image::write_layer(store_.snapshots().fs_path(info.id), lower_paths(r, i), store_.blobs());
+  store_.snapshots().set_blob(info.id, blob.diff_id.str(), blob.digest.str(), static_cast<int64_t>(blob.size),
+                              image::kMediaTypeLayerGzip);
+  return blob;
+}
+
+/// The snapshot of layer `i` of `r`; throws if it vanished.
+cache::SnapshotInfo LocalExecutor::layer_snapshot(const Result& r, size_t i) {
+  auto info = store_.snapshots().get(r.layers[i]);
+  if (!info) throw base::Error("snapshot " + r.layers[i] + " disappeared during export");
+  return *info;
+}
 
 ExportedImage LocalExecutor::export_image(const Result& result, const graph::ImageSpec& spec) {
   std::vector<image::LayerBlob> layers;
   std::vector<int64_t> layer_created;  // when each layer's snapshot was committed
   for (size_t i = 0; i < result.layers.size(); ++i) {
-    const std::string& id = result.layers[i];
-    auto info = store_.snapshots().get(id);
-    if (!info) throw base::Error("snapshot " + id + " disappeared during export");
-    layer_created.push_back(info->created);
-    image::LayerBlob blob;
-    if (!info->blob_digest.empty() && store_.blobs().has(base::Digest::parse(info->blob_digest))) {
-      blob.diff_id = base::Digest::parse(info->diff_id);
-      blob.digest = base::Digest::parse(info->blob_digest);
-      blob.size = static_cast<uint64_t>(info->blob_size);
-      blob.empty = false;
-    } else {
-      blob = image::write_layer(store_.snapshots().fs_path(id), lower_paths(result, i), store_.blobs());
-      if (!blob.empty)
-        store_.snapshots().set_blob(id, blob.diff_id.str(), blob.digest.str(), static_cast<int64_t>(blob.size),
-                                    image::kMediaTypeLayerGzip);
-    }
-    layers.push_back(blob);
+    auto info = layer_snapshot(result, i);
+    layer_created.push_back(info.created);
+    layers.push_back(layer_blob(result, i, info));
   }
   // Map history entries that claim a layer onto the layers, in order. A step that
   // changed nothing still has its layer (an empty tar), as in BuildKit: its image lists
@@ -189,6 +197,7 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
   // snapshot was committed, a config-only entry inherits the date of the entry before
   // it, and the image is dated by its last entry. So a rebuild served wholly from the
   // cache yields the same config and the same image ID.
+  //
   // A base image's history may not describe its layers one to one (tools that write
   // none, or too many): as BuildKit does, surplus entries become empty_layer from the
   // bottom, and missing ones are added, undated and unnamed, below everything.
@@ -251,20 +260,7 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
 void LocalExecutor::export_local(const Result& result, const std::string& dest) {
   base::make_dirs(dest);
   for (size_t i = 0; i < result.layers.size(); ++i) {
-    const std::string& id = result.layers[i];
-    auto info = store_.snapshots().get(id);
-    if (!info) throw base::Error("snapshot " + id + " disappeared during export");
-    base::Digest blob;
-    if (!info->blob_digest.empty()) {
-      blob = base::Digest::parse(info->blob_digest);
-    } else {
-      auto lb = image::write_layer(store_.snapshots().fs_path(id), lower_paths(result, i), store_.blobs());
-      if (lb.empty) continue;
-      store_.snapshots().set_blob(id, lb.diff_id.str(), lb.digest.str(), static_cast<int64_t>(lb.size),
-                                  image::kMediaTypeLayerGzip);
-      blob = lb.digest;
-    }
-    base::Fd fd = store_.blobs().open(blob);
+    base::Fd fd = store_.blobs().open(layer_blob(result, i, layer_snapshot(result, i)).digest);
     image::extract_layer(fd.get(), dest);
   }
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cache/store.h"
+#include "image/layer.h"
 #include "image/store.h"
 #include "solver/graph/ops.h"
 #include "solver/ops/result.h"
@@ -64,6 +65,8 @@ class LocalExecutor : public Executor {
   Result run_file(const graph::FileOp& op, const std::vector<Result>& inputs);
   std::string local_dir(const std::string& name) const;
   std::vector<std::string> lower_paths(const Result& r, size_t i) const;
+  image::LayerBlob layer_blob(const Result& r, size_t i, const cache::SnapshotInfo& info);
+  cache::SnapshotInfo layer_snapshot(const Result& r, size_t i);
 
   cache::Store& store_;
   image::ImageStore& images_;

@@ -340,9 +340,7 @@ std::optional<uint32_t> lookup_id(const MergedFs& target, const std::string& fil
   if (!e) return std::nullopt;
   if (!S_ISREG(e->st.st_mode)) throw base::Error("/" + file + " is not a regular file");
   for (const auto& raw : base::split(base::read_file(e->host_path), '\n')) {
-    std::string_view line = raw;
-    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.front()))) line.remove_prefix(1);
-    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.remove_suffix(1);
+    std::string_view line = base::trim(raw);
     if (line.empty()) continue;
     auto fields = base::split(line, ':');
     if (fields[0] != name) continue;
