@@ -33,8 +33,9 @@ std::vector<std::string> container_env(const base::Json& image_config, const std
 /// are forwarded to it. Returns its exit code (128+signal when killed). Throws
 /// base::Error when the image is unknown or no command is specified,
 /// exec::CommandNotRunnable (exit_code() 127 or 126, as docker run) when the command
-/// cannot be started, base::SysError when the sandbox cannot be set up. Records the exit status in the container's config.json;
-/// with remove, deletes the container directory afterwards.
+/// cannot be started, base::SysError when the sandbox cannot be set up. Records the exit
+/// status in the container's config.json; with remove, deletes the container directory
+/// afterwards.
 int run_container(cache::Store& store, image::ImageStore& images, const RunOptions& opts);
 
 }  // namespace builder::runtime
