@@ -12,8 +12,10 @@
 #include "base/strings.h"
 #include "base/temp_dir.h"
 #include "cache/ignore_file.h"
+#include "cache/path_filter.h"
 #include "cache/store.h"
 #include "cli.h"
+#include "cmd_check.h"
 #include "frontend/lower.h"
 #include "frontend/parse.h"
 #include "interrupt.h"
@@ -37,6 +39,8 @@ struct BuildOptions {
   std::string progress = "auto";
   std::vector<std::string> outputs;
   std::string context;
+  std::string call = "build";  ///< --call: build, check, outline, targets
+  bool check = false;          ///< --check: --call=check
 };
 
 /// Base images come from the local store only (no registry client yet).
@@ -215,13 +219,15 @@ std::set<std::string> declared_args(const frontend::ast::File& file) {
 bool is_predefined_arg(const std::string& k) {
   static const std::set<std::string> kPredefined = {
       "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
-      "NO_PROXY",   "no_proxy",   "ALL_PROXY",   "all_proxy",   "BUILDKIT_INLINE_CACHE"};
+      "NO_PROXY",   "no_proxy",   "ALL_PROXY",   "all_proxy",   "BUILDKIT_INLINE_CACHE",
+      "BUILDKIT_DOCKERFILE_CHECK"};
   return kPredefined.count(k) > 0;
 }
 
 int run_build(const std::string& root, const BuildOptions& o) {
   ProgressMode mode = resolve_progress_mode(o.quiet ? ProgressMode::Quiet : parse_progress_mode(o.progress));
   bool quiet = mode == ProgressMode::Quiet;
+  const CallSpec call = parse_call(o.check ? "check" : o.call);
 
   std::vector<OutputSpec> outputs;
   for (const auto& s : o.outputs) outputs.push_back(parse_output(s));
@@ -282,11 +288,11 @@ int run_build(const std::string& root, const BuildOptions& o) {
   }
   const graph::SourceMap* source_map = nullptr;
   frontend::LowerResult lowered;
+  std::vector<frontend::LintFinding> findings;  // build checks, printed at the end
   StepLog logs(kErrorLogLines);
   try {
+    // The parser's warnings (empty continuation lines) come back as build checks.
     auto file = frontend::parse(source, display);
-    for (const auto& w : file.warnings)
-      if (!quiet) std::fprintf(stderr, "WARNING: %s\n", w.c_str());
     auto declared = declared_args(file);
     std::vector<std::string> unused;
     for (const auto& [k, v] : build_args)
@@ -296,7 +302,15 @@ int run_build(const std::string& root, const BuildOptions& o) {
     lo.build_args = build_args;
     lo.target = o.target;
     lo.context_excludes = read_dockerignore(context, dockerfile);
+    std::optional<cache::PathFilter> ignore_filter;
+    try {
+      ignore_filter.emplace(lo.context_excludes);
+    } catch (const base::Error&) {  // a bad pattern: COPY reports it
+    }
+    if (ignore_filter) lo.context_ignored = [&f = *ignore_filter](const std::string& p) { return f.excluded(p); };
+    lo.lint = &findings;
     StoreResolver resolver(images);
+    if (call.name != "build") return run_call(call, file, source, display, lo, resolver, quiet);
     lowered = frontend::lower(file, lo, resolver);
     source_map = &lowered.source_map;
     if (!quiet) {
@@ -347,6 +361,7 @@ int run_build(const std::string& root, const BuildOptions& o) {
     }
     if (!quiet) {
       for (const auto& t : tags) std::fprintf(stderr, "naming to %s done\n", t.c_str());
+      print_lint_summary(findings, display);
       std::fflush(stderr);
     }
     std::printf("%s\n", exported.config.str().c_str());
@@ -358,6 +373,7 @@ int run_build(const std::string& root, const BuildOptions& o) {
       std::fprintf(stderr, "ERROR: build interrupted by SIG%s; nothing was tagged\n", sigabbrev_np(sig));
       return 128 + sig;
     }
+    if (!quiet) print_lint_summary(findings, display);
     report_build_error(e, source, display, source_map, logs);
     return 1;
   }
@@ -378,6 +394,8 @@ void add_build_command(CLI::App& app, Context& ctx) {
   cmd->add_flag("-q,--quiet", o->quiet, "Print only the image ID (same as --progress quiet)");
   cmd->add_option("--progress", o->progress, "Progress output: auto, tty, plain, quiet");
   cmd->add_option("-o,--output", o->outputs, "Output: type=image|oci|docker|local,dest=PATH")->allow_extra_args(false);
+  cmd->add_option("--call", o->call, "Evaluate instead of building: build, check, outline, targets[,format=json]");
+  cmd->add_flag("--check", o->check, "Shorthand for --call=check: run the build checks, build nothing");
   cmd->add_option("context", o->context, "Build context directory")->required();
   cmd->callback([&ctx, o] {
     ctx.action = [&ctx, o] { return run_build(ctx.root, *o); };

@@ -202,6 +202,7 @@ struct Prepared {
   std::string hostname;
   std::vector<std::string> bind_sources;
   std::vector<std::vector<char>> bind_targets;  // mutable: the child mkdirs in place
+  std::vector<std::string> mount_data;           // per mount: overlay lowerdir or tmpfs options
   std::vector<BindPlan> binds;
   std::vector<char> cwd;
   std::vector<gid_t> groups;
@@ -238,6 +239,8 @@ std::string step_path(const Prepared& p, const RunSpec& spec, const ErrorRecord&
     case Step::kPivotRoot: return p.root;
     case Step::kOpenBindSource:
     case Step::kBindReadonly: return idx < p.bind_sources.size() ? p.bind_sources[idx] : "";
+    case Step::kOverlayMount:
+    case Step::kTmpfsMount:
     case Step::kBindTarget:
     case Step::kBindMount: return idx < p.bind_targets.size() ? p.bind_targets[idx].data() : "";
     case Step::kMkdirMountPoint: return idx < std::size(detail::kMountPoints) ? detail::kMountPoints[idx] : "";
@@ -348,17 +351,45 @@ RunResult run(const RunSpec& spec) {
   for (const auto& m : spec.mounts) {
     if (m.target.empty() || m.target.front() != '/')
       throw base::Error("sandbox: bind mount target `" + m.target + "` is not absolute");
-    struct stat st;
-    if (::stat(m.source.c_str(), &st) < 0) throw base::SysError(errno, "sandbox: bind mount source", m.source);
+    bool is_dir = true;
+    if (m.tmpfs) {
+      p.mount_data.push_back(m.tmpfs_size > 0 ? "size=" + std::to_string(m.tmpfs_size) : "");
+    } else if (!m.overlay_lowers.empty()) {
+      if (m.overlay_lowers.size() < 2 && m.overlay_upper.empty())
+        throw base::Error("sandbox: a read-only overlay mount needs two lower directories");
+      for (const auto& l : m.overlay_lowers) check_overlay_path(l);
+      p.mount_data.push_back(base::join(m.overlay_lowers, ":"));
+    } else {
+      struct stat st;
+      if (::stat(m.source.c_str(), &st) < 0) throw base::SysError(errno, "sandbox: bind mount source", m.source);
+      is_dir = S_ISDIR(st.st_mode);
+      p.mount_data.emplace_back();
+    }
+    if (!m.overlay_upper.empty()) {
+      check_overlay_path(m.overlay_upper);
+      check_overlay_path(m.overlay_work);
+    }
     std::string target = clean_container_path(m.target);
-    p.bind_sources.push_back(m.source);
+    p.bind_sources.push_back(m.tmpfs ? "tmpfs" : m.overlay_lowers.empty() ? m.source : p.mount_data.back());
     p.bind_targets.emplace_back(target.begin(), target.end());
     p.bind_targets.back().push_back('\0');
-    p.binds.push_back(BindPlan{nullptr, nullptr, S_ISDIR(st.st_mode), m.readonly, -1});
+    BindPlan b{nullptr, nullptr, is_dir, m.readonly, -1};
+    b.tmpfs = m.tmpfs;
+    p.binds.push_back(b);
   }
   for (size_t i = 0; i < p.binds.size(); ++i) {
-    p.binds[i].source = p.bind_sources[i].c_str();
-    p.binds[i].target = p.bind_targets[i].data();
+    const BindMount& m = spec.mounts[i];
+    BindPlan& b = p.binds[i];
+    b.source = p.bind_sources[i].c_str();
+    b.target = p.bind_targets[i].data();
+    if (m.tmpfs) b.tmpfs_data = p.mount_data[i].empty() ? nullptr : p.mount_data[i].c_str();
+    if (!m.overlay_lowers.empty()) {
+      b.overlay_lower = p.mount_data[i].c_str();
+      if (!m.overlay_upper.empty()) {
+        b.overlay_upper = m.overlay_upper.c_str();
+        b.overlay_work = m.overlay_work.c_str();
+      }
+    }
   }
 
   // ---- process: argv, env, PATH candidates, cwd, credentials

@@ -24,10 +24,18 @@
 
 namespace builder::exec {
 
+/// A mount besides the root: a bind of a host path, an overlay of host directories, or
+/// a tmpfs.
 struct BindMount {
-  std::string source;  ///< host path
+  std::string source;  ///< host path (a bind)
   std::string target;  ///< absolute path inside the container
   bool readonly = true;
+  /// An overlay instead of a bind: these directories (top-most first, at least two
+  /// without an upper dir); with overlay_upper/overlay_work it is writable.
+  std::vector<std::string> overlay_lowers;
+  std::string overlay_upper, overlay_work;
+  bool tmpfs = false;      ///< a fresh tmpfs instead of a bind
+  int64_t tmpfs_size = 0;  ///< bytes; 0 = the kernel's default
 };
 
 /// Everything needed to run one process. Plain values.

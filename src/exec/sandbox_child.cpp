@@ -48,6 +48,8 @@ const char* step_call(Step step) {
     case Step::kMountSys: return "sandbox: mount sysfs on";
     case Step::kBindTarget: return "sandbox: create bind mount target";
     case Step::kBindMount: return "sandbox: bind mount on";
+    case Step::kOverlayMount: return "sandbox: mount overlay for";
+    case Step::kTmpfsMount: return "sandbox: mount tmpfs on";
     case Step::kSethostname: return "sandbox: sethostname";
     case Step::kLoopback: return "sandbox: bring up loopback";
     case Step::kMkdirCwd: return "sandbox: create working directory";
@@ -247,8 +249,24 @@ int child_main(void* arg) {
   // Clone bind sources while host paths are visible; attach them after pivot_root.
   for (size_t i = 0; i < p.nbinds; ++i) {
     BindPlan& b = mp.binds[i];
+    int idx = static_cast<int>(i);
+    if (b.tmpfs) continue;  // mounted inside the root, below
+    if (b.overlay_lower) {
+      int fs = ::fsopen("overlay", FSOPEN_CLOEXEC);
+      check(p, fs, Step::kOverlayMount, idx);
+      check(p, ::fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir", b.overlay_lower, 0), Step::kOverlayMount, idx);
+      if (b.overlay_upper) {
+        check(p, ::fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", b.overlay_upper, 0), Step::kOverlayMount, idx);
+        check(p, ::fsconfig(fs, FSCONFIG_SET_STRING, "workdir", b.overlay_work, 0), Step::kOverlayMount, idx);
+      }
+      check(p, ::fsconfig(fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0), Step::kOverlayMount, idx);
+      b.tree_fd = ::fsmount(fs, FSMOUNT_CLOEXEC, b.readonly ? MOUNT_ATTR_RDONLY : 0);
+      check(p, b.tree_fd, Step::kOverlayMount, idx);
+      ::close(fs);
+      continue;
+    }
     b.tree_fd = ::open_tree(AT_FDCWD, b.source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-    check(p, b.tree_fd, Step::kOpenBindSource, static_cast<int>(i));
+    check(p, b.tree_fd, Step::kOpenBindSource, idx);
     if (b.readonly) {
       struct mount_attr attr;
       std::memset(&attr, 0, sizeof attr);
@@ -281,6 +299,10 @@ int child_main(void* arg) {
     int idx = static_cast<int>(i);
     check(p, b.source_is_dir ? mkdir_p(b.target, 0755) : make_file_target(b.target),
           Step::kBindTarget, idx);
+    if (b.tmpfs) {
+      check(p, ::mount("tmpfs", b.target, "tmpfs", MS_NOSUID | MS_NODEV, b.tmpfs_data), Step::kTmpfsMount, idx);
+      continue;
+    }
     check(p, ::move_mount(b.tree_fd, "", AT_FDCWD, b.target, MOVE_MOUNT_F_EMPTY_PATH),
           Step::kBindMount, idx);
     ::close(b.tree_fd);

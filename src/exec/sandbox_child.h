@@ -35,6 +35,8 @@ enum class Step : int32_t {
   kMountSys,
   kBindTarget,
   kBindMount,
+  kOverlayMount,
+  kTmpfsMount,
   kSethostname,
   kLoopback,
   kMkdirCwd,
@@ -64,6 +66,14 @@ struct BindPlan {
   bool source_is_dir;
   bool readonly;
   int tree_fd;  ///< set by the child
+  /// An overlay made with fsopen() instead of a bind: lowerdir (and upperdir/workdir)
+  /// option values, or null.
+  const char* overlay_lower = nullptr;
+  const char* overlay_upper = nullptr;
+  const char* overlay_work = nullptr;
+  /// A tmpfs mounted at the target instead (mount data, e.g. "size=65536"), or null.
+  bool tmpfs = false;
+  const char* tmpfs_data = nullptr;
 };
 
 /// Fixed container mount points, created when missing (see stub cleanup in run()).

@@ -45,6 +45,9 @@ struct Instruction {
   std::string rest;      ///< the argument text after the flags, trimmed
   base::SourceRange range;
   std::unique_ptr<Instruction> onbuild;  ///< ONBUILD's wrapped instruction
+  /// The comment lines directly above (BuildKit's PrevComment): text after `#`, trimmed;
+  /// a bare `#` clears them, blank lines do not, directives are not comments.
+  std::vector<std::string> comments;
 
   Instruction() = default;
   Instruction(Instruction&&) noexcept = default;
@@ -62,6 +65,7 @@ struct Instruction {
     rest = o.rest;
     range = o.range;
     onbuild = o.onbuild ? std::make_unique<Instruction>(*o.onbuild) : nullptr;
+    comments = o.comments;
     return *this;
   }
 };

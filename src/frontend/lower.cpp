@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "base/strings.h"
+#include "frontend/instruction_flags.h"
 #include "frontend/lower_internal.h"
 #include "frontend/parse.h"
 
@@ -366,11 +367,11 @@ void Lowerer::ensure_lowered(Stage& st, const ast::Instruction* needed_by) {
     const ast::Instruction& ins = *all[i];
     const std::string& n = ins.name;
     st.in_trigger = i < st.triggers.size();
+    lint_instruction(st, ins);
     if (n == "run") lower_run(st, ins);
     else if (n == "workdir") lower_workdir(st, ins);
-    else if (n == "copy") lower_copy(st, ins);
+    else if (n == "copy" || n == "add") lower_copy(st, ins);
     else if (n == "arg") lower_arg(st, ins);
-    else if (n == "add") fail(ins, "ADD is not supported yet");
     else if (n == "env" || n == "label" || n == "cmd" || n == "entrypoint" || n == "expose" ||
              n == "user" || n == "volume" || n == "stopsignal" || n == "shell" ||
              n == "healthcheck" || n == "maintainer" || n == "onbuild")
@@ -383,27 +384,54 @@ void Lowerer::ensure_lowered(Stage& st, const ast::Instruction* needed_by) {
 }
 
 void Lowerer::lower_run(Stage& st, const ast::Instruction& ins) {
-  for (const auto& f : ins.flags) fail(ins, "RUN --" + flag_name(f) + " is not supported yet");
+  InstructionFlags flags = parse_flags(ins);
+  graph::ExecOp op;
+  std::vector<int> inputs{st.vertex};
+  const std::string network = flags.str("network", "default");
+  if (network == "none") op.network = graph::NetworkMode::None;
+  if (network == "host") {
+    if (std::find(opts_.allow.begin(), opts_.allow.end(), "network.host") == opts_.allow.end())
+      fail(ins, "RUN --network=host needs the entitlement network.host: pass --allow network.host");
+    op.network = graph::NetworkMode::Host;
+  }
+  if (flags.str("security", "sandbox") == "insecure") {
+    if (std::find(opts_.allow.begin(), opts_.allow.end(), "security.insecure") == opts_.allow.end())
+      fail(ins, "RUN --security=insecure needs the entitlement security.insecure: pass --allow security.insecure");
+    op.insecure = true;
+  }
+  for (const auto& value : flags.list("mount")) add_run_mount(st, ins, value, op, inputs);
+
   std::vector<std::string> args = ins.args;
   bool shell_form = !ins.json_form;
+  std::string summary;
   if (!ins.heredocs.empty()) {
     if (args.size() != 1 || !shell_form)
       fail(ins, "parsing produced an invalid run command: " + go_list(args));
     if (parse_heredoc_word(args[0])) {
-      std::string data = ins.heredocs[0].content;
-      if (ins.heredocs[0].chomp) {
-        std::string out;
-        bool bol = true;
-        for (char ch : data) {
-          if (bol && ch == '\t') continue;
-          bol = ch == '\n';
-          out += ch;
-        }
-        data = out;
+      const ast::Heredoc& doc = ins.heredocs[0];
+      std::string data = doc.chomp ? chomp_heredoc(doc.content) : doc.content;
+      if (data.rfind("#!", 0) == 0) {
+        // A script with its own interpreter: written to a file on an empty state,
+        // mounted read-only at /dev/pipes/ and run from there.
+        graph::SourceOp scratch;
+        scratch.kind = graph::SourceOp::Kind::Scratch;
+        int empty = add_vertex(scratch, {}, &ins, "scratch", st);
+        graph::FileOp mk;
+        mk.actions.push_back(graph::MkfileAction{"/" + doc.name, data, 0755, ""});
+        int file = add_vertex(mk, {empty}, &ins, "preparing inline document", st);
+        graph::ExecMount m;
+        m.kind = graph::ExecMount::Kind::Bind;
+        m.target = "/dev/pipes";
+        m.input = static_cast<int>(inputs.size());
+        m.source = "/";
+        m.readonly = true;
+        inputs.push_back(file);
+        op.mounts.push_back(m);
+        args = {"/dev/pipes/" + doc.name};
+      } else {
+        args = {data};
       }
-      if (data.rfind("#!", 0) == 0)
-        fail(ins, "RUN with a heredoc starting with #! (shebang) is not supported yet");
-      args = {data};
+      summary = summarize_heredoc(doc.content);
     } else {
       std::string b = args[0];
       for (const auto& h : ins.heredocs) b += "\n" + h.content + h.name;
@@ -413,13 +441,12 @@ void Lowerer::lower_run(Stage& st, const ast::Instruction& ins) {
   if (shell_form) args = with_shell(st, args);
   if (args.empty()) fail(ins, "RUN requires at least one argument");
 
-  graph::ExecOp op;
   op.args = args;
   op.env = st.run_env;
   op.cwd = working_dir(st);
   op.user = st.config.value("User", "");
-  std::string name = progress_name(st, display_text(st, ins));
-  st.vertex = add_vertex(op, {st.vertex}, &ins, name, st);
+  std::string name = progress_name(st, display_text(st, ins) + (summary.empty() ? "" : " (" + summary + ")"));
+  st.vertex = add_vertex(op, inputs, &ins, name, st);
 
   // runCommandString: "|N K=V ..." for the stage's ARGs, then the args.
   std::vector<std::string> build_env;
@@ -467,6 +494,7 @@ void Lowerer::lower_workdir(Stage& st, const ast::Instruction& ins) {
 }
 
 LowerResult Lowerer::run() {
+  lint_begin();
   // Split: ARGs before the first FROM are global; each FROM starts a stage.
   std::map<std::string, std::string> seen_global;
   for (const auto& ins : file_.instructions) {
@@ -516,10 +544,13 @@ LowerResult Lowerer::run() {
     stages_.back().commands.push_back(&ins);
   }
   if (stages_.empty()) throw base::Error("the Dockerfile has no FROM instruction", std::nullopt);
+  // As BuildKit, every instruction's flags are checked, in stages the target needs or not.
+  check_all_flags(file_.instructions);
   for (auto& s : stages_) {
     s.label = s.name.empty() ? "stage-" + std::to_string(s.index) : s.name;
     if (stages_.size() == 1) s.label.clear();
   }
+  lint_stages();
 
   Stage* target = &stages_.back();
   if (!opts_.target.empty()) {
@@ -530,6 +561,9 @@ LowerResult Lowerer::run() {
     if (!target) throw base::Error("target stage \"" + opts_.target + "\" could not be found");
   }
   ensure_lowered(*target, nullptr);
+  if (opts_.all_stages)
+    for (auto& s : stages_) ensure_lowered(s, nullptr);
+  lint_end(*target);
 
   auto& def = result_.definition;
   def.result = target->vertex;

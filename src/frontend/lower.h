@@ -4,6 +4,7 @@
 // base images are resolved through the ImageResolver the caller provides.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -11,6 +12,8 @@
 #include "base/error.h"
 #include "base/json.h"
 #include "frontend/ast.h"
+#include "frontend/lint.h"
+#include "frontend/outline.h"
 #include "solver/graph/ops.h"
 
 namespace builder::frontend {
@@ -37,12 +40,22 @@ struct LowerOptions {
   std::vector<std::string> context_excludes;      ///< .dockerignore patterns
   std::string os = "linux";
   std::string architecture = "amd64";
+  /// Granted entitlements (`--allow`): "network.host", "security.insecure".
+  std::vector<std::string> allow;
+  /// Build checks (lint.h): findings are appended here as lowering goes, so the ones
+  /// made before an error survive it. Null: still checked (`error=true` fails), not kept.
+  std::vector<LintFinding>* lint = nullptr;
+  /// Lower every stage, not only those the target reaches (`--call=check`, no --target).
+  bool all_stages = false;
+  /// Whether a context path ("a/b") is excluded by .dockerignore (CopyIgnoredFile).
+  std::function<bool(const std::string&)> context_ignored;
 };
 
 struct LowerResult {
   graph::Definition definition;
   graph::SourceMap source_map;
   std::vector<std::string> warnings;  ///< "Dockerfile:3:1: ..." lines
+  Outline outline;  ///< the target's build args, secrets and SSH (`--call=outline`)
 };
 
 /// Lowers a parsed Dockerfile. Throws base::Error carrying the SourceRange of the

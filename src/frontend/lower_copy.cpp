@@ -1,8 +1,12 @@
-// COPY: a Local source (or another stage / an image with --from) and a FileOp copy on
-// top of the stage. Follows BuildKit's dispatchCopy for the destination, chmod parsing
-// and the history string.
+// COPY and ADD: sources from the context, another stage or an image, heredoc documents,
+// and local archives (ADD); --chown, --chmod (octal or symbolic), --link, --parents,
+// --exclude. Follows BuildKit's dispatchCopy for the destination, the flags' meaning and
+// the history string.
+#include "base/file_mode.h"
 #include "base/strings.h"
+#include "frontend/instruction_flags.h"
 #include "frontend/lower_internal.h"
+#include "frontend/parse.h"
 
 namespace builder::frontend::detail {
 namespace {
@@ -17,56 +21,136 @@ std::string resolve_dest(const std::string& wd, std::string p) {
   return r;
 }
 
+bool is_url(const std::string& s) { return s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0; }
+
+/// A git source as BuildKit's ParseGitRef recognises the common forms: git@host:repo,
+/// git://, ssh://, and http(s) URLs whose path ends in ".git" (before any #fragment).
+bool is_git(const std::string& s) {
+  if (s.rfind("git@", 0) == 0 || s.rfind("git://", 0) == 0 || s.rfind("ssh://", 0) == 0) return true;
+  if (!is_url(s)) return false;
+  std::string path = s.substr(0, s.find('#'));
+  return path.size() > 4 && path.compare(path.size() - 4, 4, ".git") == 0;
+}
+
+/// BuildKit's containsWildcards: '*', '?' or '[' not escaped by '\'.
+bool contains_wildcards(const std::string& s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\') ++i;
+    else if (s[i] == '*' || s[i] == '?' || s[i] == '[') return true;
+  }
+  return false;
+}
+
 }  // namespace
 
-void Lowerer::lower_copy(Stage& st, const ast::Instruction& ins) {
-  std::string from, chown, chmod;
-  for (const auto& f : ins.flags) {
-    auto eq = f.find('=');
-    std::string name = f.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
-    std::string value = eq == std::string::npos ? "" : f.substr(eq + 1);
-    if (name == "from") from = value;
-    else if (name == "chown") chown = value;
-    else if (name == "chmod") chmod = value;
-    else if (name == "link" || name == "parents" || name == "exclude")
-      fail(ins, "COPY --" + name + " is not supported yet");
-    else
-      fail(ins, "unknown flag: --" + name);
+std::string chomp_heredoc(const std::string& content) {
+  std::string out;
+  bool bol = true;
+  for (char ch : content) {
+    if (bol && ch == '\t') continue;
+    bol = ch == '\n';
+    out += ch;
   }
-  if (!ins.heredocs.empty()) fail(ins, "COPY with a heredoc is not supported yet");
-  if (ins.args.size() < 2) fail(ins, "COPY requires at least two arguments, but only one was provided. Destination could not be determined");
+  return out;
+}
 
-  std::vector<std::string> words;
-  for (const auto& a : ins.args) words.push_back(expand_word(st, ins, a));
-  chown = expand_word(st, ins, chown);
-  chmod = expand_word(st, ins, chmod);
-  from = expand_word(st, ins, from);
-  std::string dest_raw = words.back();
-  std::vector<std::string> srcs(words.begin(), words.end() - 1);
-  // Unlike the classic builder, BuildKit accepts several sources for a destination
-  // without a trailing '/': each is copied in turn, so a later file replaces an earlier
-  // one and a file after a directory goes into it.
+void Lowerer::lower_copy(Stage& st, const ast::Instruction& ins) {
+  const bool is_add = ins.name == "add";
+  const std::string cmd = is_add ? "ADD" : "COPY";
+  InstructionFlags flags = parse_flags(ins);
+  if (ins.args.size() < 2)
+    fail(ins, cmd + " requires at least two arguments, but only one was provided. Destination could not be determined");
+  if (parse_heredoc_word(ins.args.back())) fail(ins, cmd + " cannot accept a heredoc as a destination");
+
+  // Sources are paths, or heredoc documents named on the line.
+  struct Document {
+    std::string name, data;
+  };
+  std::vector<std::string> srcs;
+  std::vector<Document> docs;
+  for (size_t i = 0; i + 1 < ins.args.size(); ++i) {
+    auto h = parse_heredoc_word(ins.args[i]);
+    if (!h) {
+      srcs.push_back(expand_word(st, ins, ins.args[i]));
+      continue;
+    }
+    std::string data;
+    for (const auto& d : ins.heredocs)
+      if (d.name == h->name) data = d.content;
+    if (h->chomp) data = chomp_heredoc(data);
+    if (h->expand) {
+      // ExpandRaw: quotes are ordinary characters, the escape is always '\'.
+      ShellOptions raw;
+      raw.skip_process_quotes = true;
+      try {
+        data = process_word(data, env_of(st), raw);
+      } catch (const base::Error& e) {
+        fail(ins, e.message());
+      }
+    }
+    docs.push_back(Document{h->name, data});
+  }
+  std::string dest_raw = expand_word(st, ins, ins.args.back());
+  std::string chown = expand_word(st, ins, flags.str("chown"));
+  std::string chmod = expand_word(st, ins, flags.str("chmod"));
+  std::string checksum = is_add ? expand_word(st, ins, flags.str("checksum")) : "";
+  std::vector<std::string> excludes = flags.list("exclude");
+  const bool link = flags.boolean("link");
+  const bool parents = !is_add && flags.boolean("parents");
+  const bool unpack = is_add && (!flags.has("unpack") || flags.boolean("unpack"));
+  std::string from = is_add ? "" : flags.str("from");
+  // BuildKit (toCommand): --from names a stage or image literally.
+  if (!from.empty() && process_word(from, env_from_list({}), shell_) != from)
+    fail(ins, "variable expansion is not supported for --from, define a new stage with FROM using ARG from global "
+              "scope as a workaround");
 
   std::optional<uint32_t> mode;
+  std::string mode_symbolic;
   if (!chmod.empty()) {
-    bool ok = chmod.find_first_not_of("01234567") == std::string::npos && chmod.size() <= 6;
-    unsigned long v = ok ? std::stoul(chmod, nullptr, 8) : 0;
-    if (!ok || v > 07777)
-      fail(ins, "invalid chmod parameter: '" + chmod + "'. it should be octal string and between 0 and 07777");
-    mode = static_cast<uint32_t>(v);
+    const std::string bad = "invalid chmod parameter: '" + chmod + "'. it should be octal string and between 0 and 07777";
+    bool octal = chmod.find_first_not_of("01234567") == std::string::npos && chmod.size() <= 11;
+    if (octal) {
+      unsigned long v = std::stoul(chmod, nullptr, 8);
+      if (v > 07777) fail(ins, bad);
+      mode = static_cast<uint32_t>(v);
+    } else if (chmod.find_first_not_of("0123456789") == std::string::npos || !base::valid_symbolic_mode(chmod)) {
+      fail(ins, bad);
+    } else {
+      mode_symbolic = chmod;
+    }
+  }
+  if (!checksum.empty()) {
+    if (srcs.size() != 1) fail(ins, "checksum can't be specified for multiple sources");
+    if (!is_url(srcs[0]) && !is_git(srcs[0])) fail(ins, "checksum requires HTTP(S) or Git sources");
+  }
+  for (const auto& s : srcs) {
+    if (is_git(s)) {
+      if (!is_add) fail(ins, "source can't be a git ref for COPY");
+      fail(ins, "ADD of a git repository (" + s + ") is not supported yet");
+    }
+    if (is_url(s)) {
+      if (!is_add) fail(ins, "source can't be a URL for COPY");
+      fail(ins, "ADD from a URL (" + s + ") is not supported yet");
+    }
   }
 
   std::string name = progress_name(st, display_text(st, ins));
+  const std::string dest = resolve_dest(working_dir(st), dest_raw);
 
+  // Where path sources come from: a stage, an image or the context.
   int src_vertex = -1;
-  if (!from.empty()) {
+  if (!srcs.empty() && !from.empty()) {
     if (Stage* s = find_stage(from, st.index)) {
       ensure_lowered(*s, &ins);
       src_vertex = s->vertex;
     } else {
+      std::string lower_from = base::to_lower(from);
       for (auto& other : stages_)
-        if (!other.name.empty() && other.name == base::to_lower(from))
-          fail(ins, "cannot copy from stage \"" + from + "\", it needs to be defined before current stage \"" + st.label + "\"");
+        if (!other.name.empty() && other.name == lower_from)
+          fail(ins, "cannot copy from stage \"" + from + "\", it needs to be defined before current stage \"" +
+                        st.label + "\"");
+      if (from.find_first_not_of("0123456789") == std::string::npos)
+        fail(ins, "invalid stage index " + from + " for COPY --from");
       ResolvedImage img;
       try {
         img = resolver_.resolve(from);
@@ -79,7 +163,7 @@ void Lowerer::lower_copy(Stage& st, const ast::Instruction& ins) {
       src.digest = img.digest;
       src_vertex = add_vertex(src, {}, &ins, "FROM " + img.ref, st);
     }
-  } else {
+  } else if (!srcs.empty()) {
     graph::SourceOp src;
     src.kind = graph::SourceOp::Kind::Local;
     src.local_name = opts_.context_name;
@@ -87,6 +171,9 @@ void Lowerer::lower_copy(Stage& st, const ast::Instruction& ins) {
     std::vector<std::string> include;
     for (const auto& s : srcs) {
       std::string c = base::clean_path("/" + s);
+      auto pivot = s.find("/./");
+      if (parents && pivot != std::string::npos)
+        c = base::clean_path("/" + s.substr(0, pivot) + "/" + s.substr(pivot + 3));
       if (c == "/") everything = true;
       else include.push_back(c.substr(1));
     }
@@ -95,22 +182,86 @@ void Lowerer::lower_copy(Stage& st, const ast::Instruction& ins) {
     src_vertex = add_vertex(src, {}, &ins, "[internal] load build context", st);
   }
 
-  graph::CopyAction cp;
-  cp.src_input = 1;
-  cp.src_paths = srcs;
-  cp.dest = resolve_dest(working_dir(st), dest_raw);
-  cp.chown = chown;
-  cp.chmod = mode;
-  cp.allow_wildcard = true;
-  cp.allow_empty_wildcard = true;  // as BuildKit: `COPY *.none /d/` copies nothing
+  // The copy runs on the stage, or with --link (and no --chmod, as BuildKit) on an empty
+  // state merged on top of it afterwards, so it does not depend on what is below.
+  const bool linked = link && chmod.empty();
+  int target = st.vertex;
+  if (linked) {
+    graph::SourceOp scratch;
+    scratch.kind = graph::SourceOp::Kind::Scratch;
+    target = add_vertex(scratch, {}, &ins, "scratch", st);
+  }
   graph::FileOp op;
-  op.actions.push_back(cp);
-  st.vertex = add_vertex(op, {st.vertex, src_vertex}, &ins, name, st);
+  std::vector<int> inputs{target};
+  auto base_copy = [&]() {
+    graph::CopyAction cp;
+    cp.dest = dest;
+    cp.chown = chown;
+    cp.chmod = mode;
+    cp.chmod_symbolic = mode_symbolic;
+    return cp;
+  };
+  if (src_vertex >= 0) inputs.push_back(src_vertex);
+  for (const auto& s : srcs) {
+    graph::CopyAction cp = base_copy();
+    cp.src_input = 1;
+    cp.exclude_patterns = excludes;
+    cp.allow_wildcard = true;
+    cp.allow_empty_wildcard = true;  // as BuildKit: `COPY *.none /d/` copies nothing
+    cp.unpack_archives = unpack;
+    std::string path = s;
+    if (parents) {
+      // --parents: the path below an optional "/./" pivot is kept under the destination.
+      std::string pattern;
+      auto pivot = s.find("/./");
+      if (pivot == std::string::npos) {
+        pattern = s;
+        path = "/";
+      } else {
+        pattern = s.substr(pivot + 3);
+        path = s.substr(0, pivot);
+      }
+      pattern = base::clean_path("/" + pattern).substr(1);
+      cp.include_patterns = {pattern};
+      if (!contains_wildcards(path) && !contains_wildcards(pattern))
+        cp.required_paths = {base::clean_path("/" + path + "/" + pattern)};
+    }
+    cp.src_paths = {path};
+    op.actions.push_back(std::move(cp));
+  }
+  for (const auto& d : docs) {
+    graph::SourceOp scratch;
+    scratch.kind = graph::SourceOp::Kind::Scratch;
+    int empty = add_vertex(scratch, {}, &ins, "scratch", st);
+    graph::FileOp mk;
+    mk.actions.push_back(graph::MkfileAction{"/" + d.name, d.data, 0644, ""});
+    int doc = add_vertex(mk, {empty}, &ins, "preparing inline document", st);
+    graph::CopyAction cp = base_copy();
+    cp.src_input = static_cast<int>(inputs.size());
+    cp.src_paths = {d.name};
+    cp.allow_wildcard = false;
+    inputs.push_back(doc);
+    op.actions.push_back(std::move(cp));
+  }
+  int copied = add_vertex(op, inputs, &ins, name, st);
+  if (linked) {
+    graph::MergeOp merge;
+    // "[2/3] LINK COPY ...": the step's number, then the word.
+    auto close = name.rfind('[', 0) == 0 ? name.find("] ") : std::string::npos;
+    std::string link_name = close != std::string::npos
+                                ? name.substr(0, close + 2) + "LINK " + name.substr(close + 2)
+                                : "LINK " + name;
+    st.vertex = add_vertex(merge, {st.vertex, copied}, &ins, link_name, st);
+  } else {
+    st.vertex = copied;
+  }
 
-  std::string msg = "COPY";
+  std::string msg = cmd;
+  if (parents) msg += " --parents";
   if (!chown.empty()) msg += " --chown=" + chown;
   if (!chmod.empty()) msg += " --chmod=" + chmod;
   for (const auto& s : srcs) msg += " " + s;
+  for (const auto& d : docs) msg += " <<" + d.name;
   msg += " " + dest_raw;
   commit(st, msg, true, true);
 }

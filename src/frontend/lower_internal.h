@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "frontend/expand.h"
+#include "frontend/lint_internal.h"
 #include "frontend/lower.h"
 
 namespace builder::frontend::detail {
@@ -40,6 +41,7 @@ struct Stage {
   /// because the instructions of a parsed trigger outlive the text they came from.
   std::vector<std::unique_ptr<ast::Instruction>> triggers;
   bool in_trigger = false;  ///< lowering a trigger: progress names say "ONBUILD"
+  StageLint lint;           ///< build-check and outline state (lower_lint.cpp)
 };
 
 class Lowerer {
@@ -66,10 +68,24 @@ class Lowerer {
 
   // Instructions.
   void lower_run(Stage& st, const ast::Instruction& ins);
+  /// One RUN --mount value: appends the mount to `op` and what it mounts to `inputs`.
+  void add_run_mount(Stage& st, const ast::Instruction& ins, const std::string& value, graph::ExecOp& op,
+                     std::vector<int>& inputs);  // lower_run_mount.cpp
   void lower_workdir(Stage& st, const ast::Instruction& ins);
-  void lower_copy(Stage& st, const ast::Instruction& ins);       // lower_copy.cpp
+  void lower_copy(Stage& st, const ast::Instruction& ins);       // lower_copy.cpp (COPY, ADD)
   void lower_config(Stage& st, const ast::Instruction& ins);     // lower_config.cpp
   void lower_arg(Stage& st, const ast::Instruction& ins);        // lower_config.cpp
+
+  // Build checks and the outline (lower_lint.cpp), in the order run() calls them.
+  void lint_begin();                                              // options, AST-only checks
+  void lint_stages();                                             // every FROM
+  void lint_instruction(Stage& st, const ast::Instruction& ins);  // before each instruction
+  void lint_end(const Stage& target);  // outline; throws when `error=true` and a check failed
+  void lint_from_args(const ast::Instruction& from, const std::set<std::string>& unmatched,
+                      const std::set<std::string>& declared, const std::vector<std::string>& keys);
+  void lint_undefined(const ast::Instruction& ins, const std::set<std::string>& unmatched,
+                      const std::set<std::string>& declared, const std::vector<std::string>& keys);
+  void lint_ignored(const ast::Instruction& ins, const std::string& cmd, const std::string& src);
 
   const ast::File& file_;
   const LowerOptions& opts_;
@@ -79,8 +95,14 @@ class Lowerer {
   std::map<std::string, std::string> builtin_args_;
   LowerResult result_;
   ShellOptions shell_;
+  Linter linter_;
+  std::map<std::string, ArgInfo> global_arg_info_;  ///< global ARGs, for the outline
 };
 
+/// BuildKit's summarizeHeredoc: the first line of a trimmed document, "..." if more.
+std::string summarize_heredoc(const std::string& doc);
+/// BuildKit's ChompHeredocContent: leading tabs removed from every line (`<<-EOF`).
+std::string chomp_heredoc(const std::string& content);
 /// "KEY=value" list edit: replace the entry with the same key in place, or append.
 void add_env(std::vector<std::string>& env, const std::string& key, const std::string& value);
 /// Go's fmt %q of a []string: ["a" "b"].

@@ -124,6 +124,8 @@ ast::File parse(std::string_view bytes, const std::string& filename) {
 
   DirectiveParser directives;
   char esc = '\\';
+  std::vector<std::string> comments;  // BuildKit's PrevComment of the next instruction
+  bool directive_line = false;        // the last line process_line saw was a directive
   int current = 0;
   size_t idx = 0;
   auto process_line = [&](std::string_view raw, bool strip_left) -> std::string {
@@ -137,6 +139,7 @@ ast::File parse(std::string_view bytes, const std::string& filename) {
     } catch (base::Error& e) {
       throw error_at(e.message(), current + 1, current + 1);
     }
+    directive_line = d.has_value();
     if (d) {
       if (d->first == "escape") {
         if (d->second != "`" && d->second != "\\")
@@ -155,7 +158,14 @@ ast::File parse(std::string_view bytes, const std::string& filename) {
   };
 
   while (idx < lines.size()) {
+    // Comments are collected as BuildKit does: the raw line minus its first byte, trimmed.
+    if (is_comment(lines[idx])) {
+      std::string c(base::trim(lines[idx].substr(1)));
+      if (c.empty()) comments.clear();
+      else comments.push_back(std::move(c));
+    }
     std::string line = process_line(lines[idx++], true);
+    if (directive_line && !comments.empty()) comments.pop_back();
     ++current;
     int start_line = current;
     bool eol = trim_continuation(line, esc);
@@ -215,6 +225,8 @@ ast::File parse(std::string_view bytes, const std::string& filename) {
     }
     ins.range = make_range(filename, start_line, current, lines);
     if (ins.onbuild) ins.onbuild->range = ins.range;
+    ins.comments = std::move(comments);
+    comments.clear();
     file.instructions.push_back(std::move(ins));
   }
   if (file.instructions.empty()) throw error_at("file with no instructions", std::max(current, 1), 0);

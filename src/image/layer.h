@@ -54,6 +54,16 @@ base::Digest apply_layer(int fd, const std::string& dest);
 /// directory. Used for `--output type=local`. Returns the diff id.
 base::Digest extract_layer(int fd, const std::string& dest);
 
+/// Whether `path` is a regular file holding a tar archive, plain or compressed (gzip,
+/// bzip2, xz, zstd): what ADD unpacks instead of copying.
+bool is_tar_archive(const std::string& path);
+
+/// Unpacks the archive at `path` into the directory `dest` as Docker's ADD does: existing
+/// directories are merged, other existing paths replaced, owners, modes, times and
+/// xattrs kept, `.wh.` names are ordinary files. Throws base::Error on entries (or hard
+/// links, or paths through symlinks) that would leave `dest`.
+void unpack_archive(const std::string& path, const std::string& dest);
+
 /// Packs a plain directory tree (a rootfs) as a layer: every entry, as write_layer
 /// writes it, 0/0 char devices kept as devices.
 LayerBlob write_dir_layer(const std::string& dir, cache::BlobStore& blobs);

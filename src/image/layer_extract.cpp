@@ -31,7 +31,9 @@ constexpr std::string_view kWhiteoutPrefix = ".wh.";
 constexpr std::string_view kWhiteoutMeta = ".wh..wh.";
 constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
 
-enum class Mode { kOverlay, kMerge };
+/// kOverlay: a layer into an empty overlayfs layer dir; kMerge: a layer flattened onto
+/// a tree; kArchive: ADD's tar, whose `.wh.` names are ordinary files, as in Docker.
+enum class Mode { kOverlay, kMerge, kArchive };
 
 std::string canonical_dir(const std::string& p) {
   char* r = ::realpath(p.c_str(), nullptr);
@@ -55,32 +57,15 @@ class Unpacker {
   Unpacker(const std::string& dest, Mode mode) : dest_(canonical_dir(dest)), mode_(mode) {}
 
   base::Digest run(int fd) {
-    detail::Utf8Locale locale;
     detail::PlainReader src(fd);
     detail::ArchiveReader in(archive_read_new());
-    detail::ArchiveWriter out(archive_write_disk_new());
-    if (!in || !out) throw base::Error("libarchive: out of memory");
+    if (!in) throw base::Error("libarchive: out of memory");
     archive_read_support_format_tar(in.get());
-    // Names were checked and prefixed with dest_ already, so NOABSOLUTEPATHS cannot
-    // be used; NODOTDOT and SYMLINKS still guard what libarchive itself resolves
-    // (including hard link targets). No uname lookup: numeric ids are kept.
-    archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                                  ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_OWNER |
-                                                  ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR);
     try {
       check_archive(in.get(),
                     archive_read_open(in.get(), &src, nullptr, detail::PlainReader::archive_read_cb, nullptr),
                     "reading layer");
-      for (;;) {
-        struct archive_entry* e = nullptr;
-        int rc = archive_read_next_header(in.get(), &e);
-        if (rc == ARCHIVE_EOF) break;
-        src.rethrow_if_failed();
-        check_archive(in.get(), rc, "reading layer");
-        entry(in.get(), out.get(), e);
-      }
-      // Applies deferred directory modes and times.
-      check_archive(out.get(), archive_write_close(out.get()), "unpacking layer");
+      entries(in.get(), [&] { src.rethrow_if_failed(); });
     } catch (...) {
       src.rethrow_if_failed();
       throw;
@@ -88,7 +73,40 @@ class Unpacker {
     return src.finish();
   }
 
+  /// An archive in any compression libarchive reads (gzip, bzip2, xz, zstd, none).
+  void run_archive(int fd) {
+    detail::ArchiveReader in(archive_read_new());
+    if (!in) throw base::Error("libarchive: out of memory");
+    archive_read_support_format_tar(in.get());
+    archive_read_support_filter_all(in.get());
+    check_archive(in.get(), archive_read_open_fd(in.get(), fd, 1 << 16), "reading archive");
+    entries(in.get(), [] {});
+  }
+
  private:
+  template <typename Check>
+  void entries(struct archive* in, const Check& check_source) {
+    detail::Utf8Locale locale;
+    detail::ArchiveWriter out(archive_write_disk_new());
+    if (!out) throw base::Error("libarchive: out of memory");
+    // Names were checked and prefixed with dest_ already, so NOABSOLUTEPATHS cannot
+    // be used; NODOTDOT and SYMLINKS still guard what libarchive itself resolves
+    // (including hard link targets). No uname lookup: numeric ids are kept.
+    archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                                                  ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_OWNER |
+                                                  ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR);
+    for (;;) {
+      struct archive_entry* e = nullptr;
+      int rc = archive_read_next_header(in, &e);
+      if (rc == ARCHIVE_EOF) break;
+      check_source();
+      check_archive(in, rc, "reading layer");
+      entry(in, out.get(), e);
+    }
+    // Applies deferred directory modes and times.
+    check_archive(out.get(), archive_write_close(out.get()), "unpacking layer");
+  }
+
   /// Refuses `rel` when one of its first `n` components (all but the last by default)
   /// is a symlink or a non-directory in dest_: following it could leave dest_.
   void check_parents(const std::string& rel, bool include_last = false, const std::string& shown = {}) {
@@ -128,7 +146,11 @@ class Unpacker {
     auto slash = rel.rfind('/');
     std::string parent = slash == std::string::npos ? "" : rel.substr(0, slash);
     std::string base = slash == std::string::npos ? rel : rel.substr(slash + 1);
-    if (base.rfind(kWhiteoutPrefix, 0) == 0) {
+    if (mode_ == Mode::kArchive && rel.rfind(kWhiteoutMeta, 0) == 0) {
+      check_archive(in, archive_read_data_skip(in), "reading layer");  // aufs metadata, as Docker skips it
+      return;
+    }
+    if (mode_ != Mode::kArchive && base.rfind(kWhiteoutPrefix, 0) == 0) {
       whiteout(rel, parent, base, e);
       check_archive(in, archive_read_data_skip(in), "reading layer");
       return;
@@ -258,5 +280,24 @@ class Unpacker {
 base::Digest apply_layer(int fd, const std::string& dest) { return Unpacker(dest, Mode::kOverlay).run(fd); }
 
 base::Digest extract_layer(int fd, const std::string& dest) { return Unpacker(dest, Mode::kMerge).run(fd); }
+
+bool is_tar_archive(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) < 0 || !S_ISREG(st.st_mode)) return false;
+  base::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (fd.get() < 0) return false;
+  detail::ArchiveReader in(archive_read_new());
+  if (!in) throw base::Error("libarchive: out of memory");
+  archive_read_support_format_tar(in.get());
+  archive_read_support_filter_all(in.get());
+  if (archive_read_open_fd(in.get(), fd.get(), 1 << 16) != ARCHIVE_OK) return false;
+  struct archive_entry* e = nullptr;
+  return archive_read_next_header(in.get(), &e) == ARCHIVE_OK;
+}
+
+void unpack_archive(const std::string& path, const std::string& dest) {
+  base::Fd fd = base::open_fd(path, O_RDONLY | O_NOFOLLOW);
+  Unpacker(dest, Mode::kArchive).run_archive(fd.get());
+}
 
 }  // namespace builder::image

@@ -416,7 +416,13 @@ TEST_CASE("sandbox: bind mounts, read-only and writable") {
   std::string rw = r.tmp.path() + "/rw";
   fs::create_directories(rw);
   auto spec = r.spec({"sh", "-c", "cat /mnt/ro/in; touch /mnt/ro/x || echo ro-refused; echo out > /mnt/rw/out"});
-  spec.mounts = {{host, "/mnt/ro", true}, {rw, "/mnt/rw", false}};
+  builder::exec::BindMount ro_mount, rw_mount;
+  ro_mount.source = host;
+  ro_mount.target = "/mnt/ro";
+  rw_mount.source = rw;
+  rw_mount.target = "/mnt/rw";
+  rw_mount.readonly = false;
+  spec.mounts = {ro_mount, rw_mount};
   auto o = run_capture(spec);
   CHECK(o.result.exit_code == 0);
   CHECK(o.out.find("hello\n") == 0);
@@ -593,7 +599,10 @@ TEST_CASE("sandbox: bind mount targets resolve inside the root, not through imag
   std::string src = r.tmp.path() + "/src";
   write(src + "/f", "data\n");
   auto spec = r.spec({"cat", "/escape/m/f"});
-  spec.mounts = {{src, "/escape/m", true}};
+  builder::exec::BindMount m;
+  m.source = src;
+  m.target = "/escape/m";
+  spec.mounts = {m};
   auto o = run_capture(spec);
   CHECK(o.result.exit_code == 0);
   CHECK(o.out == "data\n");
@@ -610,7 +619,10 @@ TEST_CASE("sandbox: stub cleanup never follows symlinks planted in the upper dir
   // The step replaces the (missing) mount point's parent with a symlink to a host dir
   // holding an empty directory of the same name.
   auto spec = r.spec({"sh", "-c", "true"});
-  spec.mounts = {{src, "/mnt/x", true}};
+  builder::exec::BindMount m;
+  m.source = src;
+  m.target = "/mnt/x";
+  spec.mounts = {m};
   spec.args = {"sh", "-c", "umount /mnt/x 2>/dev/null; rm -rf /mnt; ln -s " + victim + " /mnt"};
   auto o = run_capture(spec);
   CHECK(o.result.exit_code == 0);

@@ -135,9 +135,13 @@ TEST_CASE("lower: COPY makes a local source and a copy on top") {
   CHECK(local.include_patterns == std::vector<std::string>{"a.txt", "b"});
   CHECK(local.exclude_patterns == std::vector<std::string>{"*.log"});
   CHECK(r.source_map[2].name == "[internal] load build context");
+  // One copy action per source, in order (BuildKit's chained FileActions).
+  REQUIRE(op_at<graph::FileOp>(r, 3).actions.size() == 2);
   auto& cp = std::get<graph::CopyAction>(op_at<graph::FileOp>(r, 3).actions[0]);
   CHECK(cp.src_input == 1);
-  CHECK(cp.src_paths == std::vector<std::string>{"a.txt", "b/"});
+  CHECK(cp.src_paths == std::vector<std::string>{"a.txt"});
+  CHECK(std::get<graph::CopyAction>(op_at<graph::FileOp>(r, 3).actions[1]).src_paths ==
+        std::vector<std::string>{"b/"});
   CHECK(cp.dest == "/w/dst/");
   CHECK(cp.chown == "1:2");
   CHECK(cp.chmod == 0644u);
@@ -152,9 +156,11 @@ TEST_CASE("lower: COPY makes a local source and a copy on top") {
   // to a destination without a trailing '/' (each is copied in turn; no error).
   CHECK(cp.allow_empty_wildcard);
   auto multi = lower_text("FROM busybox\nCOPY a b c\n");
-  auto& mc = std::get<graph::CopyAction>(op_at<graph::FileOp>(multi, 2).actions[0]);
-  CHECK(mc.src_paths == std::vector<std::string>{"a", "b"});
-  CHECK(mc.dest == "/c");
+  auto& mfile = op_at<graph::FileOp>(multi, 2);
+  REQUIRE(mfile.actions.size() == 2);
+  CHECK(std::get<graph::CopyAction>(mfile.actions[0]).src_paths == std::vector<std::string>{"a"});
+  CHECK(std::get<graph::CopyAction>(mfile.actions[1]).src_paths == std::vector<std::string>{"b"});
+  CHECK(std::get<graph::CopyAction>(mfile.actions[1]).dest == "/c");
 }
 
 TEST_CASE("lower: config instructions and history") {
@@ -415,16 +421,41 @@ TEST_CASE("lower: multi-stage, --target and COPY --from reach only needed stages
   CHECK(op_at<graph::SourceOp>(lower_text(df, b), 0).ref == "alpine:latest");
 }
 
-TEST_CASE("lower: unsupported features fail with Dockerfile:line:col") {
-  CHECK(error_of("FROM busybox\nRUN --mount=type=cache,target=/x echo\n") ==
-        "Dockerfile:2:1: RUN --mount is not supported yet");
+TEST_CASE("lower: unsupported features and bad flags fail with Dockerfile:line:col") {
+  CHECK(error_of("FROM busybox\nRUN --mount=type=secret,id=x echo\n") ==
+        "Dockerfile:2:1: RUN --mount=type=secret is not supported yet");
+  CHECK(error_of("FROM busybox\nRUN --mount=type=ssh echo\n") ==
+        "Dockerfile:2:1: RUN --mount=type=ssh is not supported yet");
   CHECK(error_of("FROM busybox\n  RUN --network=host echo\n") ==
-        "Dockerfile:2:3: RUN --network is not supported yet");
-  CHECK(error_of("FROM busybox\nADD a /b\n") == "Dockerfile:2:1: ADD is not supported yet");
-  CHECK(error_of("FROM busybox\nCOPY --link a /b\n") ==
-        "Dockerfile:2:1: COPY --link is not supported yet");
-  CHECK(error_of("FROM busybox\nCOPY <<EOF /b\nhi\nEOF\n") ==
-        "Dockerfile:2:1: COPY with a heredoc is not supported yet");
+        "Dockerfile:2:3: RUN --network=host needs the entitlement network.host: pass --allow network.host");
+  CHECK(error_of("FROM busybox\nRUN --security=insecure echo\n") ==
+        "Dockerfile:2:1: RUN --security=insecure needs the entitlement security.insecure: pass --allow "
+        "security.insecure");
+  CHECK(error_of("FROM busybox\nRUN --network=bridge echo\n") == "Dockerfile:2:1: invalid network mode \"bridge\"");
+  CHECK(error_of("FROM busybox\nRUN --mount=type=foo echo\n") == "Dockerfile:2:1: unsupported mount type \"foo\"");
+  CHECK(error_of("FROM busybox\nRUN --mount=type=bind,mode=0755,target=/x echo\n") ==
+        "Dockerfile:2:1: mode not allowed for \"bind\" type mounts");
+  CHECK(error_of("FROM busybox\nRUN --mount=type=tmpfs,target=/ echo\n") ==
+        "Dockerfile:2:1: invalid mount target \"/\"");
+  CHECK(error_of("FROM busybox\nRUN --mount=target=/x,from=$X echo\n") ==
+        "Dockerfile:2:1: 'from' doesn't support variable expansion, define alias stage instead");
+  CHECK(error_of("FROM busybox\nADD https://example.com/a.tgz /b\n") ==
+        "Dockerfile:2:1: ADD from a URL (https://example.com/a.tgz) is not supported yet");
+  CHECK(error_of("FROM busybox\nCOPY https://example.com/a /b\n") == "Dockerfile:2:1: source can't be a URL for COPY");
+  CHECK(error_of("FROM busybox\nCOPY --checksum=sha256:00 a /b\n") == "Dockerfile:2:1: unknown flag: --checksum");
+  CHECK(error_of("FROM busybox\nADD --checksum=sha256:00 a /b\n") ==
+        "Dockerfile:2:1: checksum requires HTTP(S) or Git sources");
+  CHECK(error_of("FROM busybox\nCOPY --link=maybe a /b\n") ==
+        "Dockerfile:2:1: expecting boolean value for flag --link, not: maybe");
+  CHECK(error_of("FROM busybox\nCOPY --from a /b\n") == "Dockerfile:2:1: missing a value on flag: --from");
+  CHECK(error_of("FROM busybox\nCOPY --chmod=u+q a /b\n") ==
+        "Dockerfile:2:1: invalid chmod parameter: 'u+q'. it should be octal string and between 0 and 07777");
+  CHECK(error_of("FROM busybox\nARG S=x\nCOPY --from=$S a /b\n") ==
+        "Dockerfile:3:1: variable expansion is not supported for --from, define a new stage with FROM using ARG "
+        "from global scope as a workaround");
+  CHECK(error_of("FROM busybox\nCOPY a <<EOF\nhi\nEOF\n") == "Dockerfile:2:1: COPY cannot accept a heredoc as a destination");
+  // Flags are checked in every stage, also one the target does not need.
+  CHECK(error_of("FROM busybox AS unused\nCOPY --nope a /b\nFROM busybox\n") == "Dockerfile:2:1: unknown flag: --nope");
   CHECK(error_of("FROM busybox\nFOO bar\n") == "Dockerfile:2:1: unknown instruction: FOO");
   CHECK(error_of("FROM busybox\nCOPY --foo=1 a /b\n") == "Dockerfile:2:1: unknown flag: --foo");
   CHECK(error_of("FROM busybox\nUSER --foo=1 u\n") == "Dockerfile:2:1: unknown flag: --foo");
@@ -452,6 +483,7 @@ TEST_CASE("lower: real Dockerfiles lower or fail with a located, named error") {
       CHECK(err.where().has_value());
       std::string m = err.message();
       CHECK((m.find("not supported yet") != std::string::npos ||
+             m.find("entitlement") != std::string::npos ||
              m.find("could not be found") != std::string::npos ||
              // a Windows image copying several files into C:\\...\\ (no trailing '/')
              m.find("must be a directory and end with a /") != std::string::npos));

@@ -45,8 +45,34 @@ Json to_json(const ExecOp& e) {
   j["cwd"] = e.cwd;
   j["user"] = e.user;
   j["network"] = network_name(e.network);
+  if (e.insecure) j["insecure"] = true;
+  if (!e.mounts.empty()) {
+    Json ms = Json::array();
+    for (const auto& m : e.mounts) {
+      Json mj;
+      static const char* kinds[] = {"bind", "cache", "tmpfs"};
+      static const char* sharing[] = {"shared", "private", "locked"};
+      mj["type"] = kinds[static_cast<int>(m.kind)];
+      mj["target"] = m.target;
+      mj["input"] = m.input;
+      mj["source"] = m.source;
+      mj["readonly"] = m.readonly;
+      if (m.kind == ExecMount::Kind::Cache) {
+        mj["id"] = m.cache_id;
+        mj["sharing"] = sharing[static_cast<int>(m.sharing)];
+        mj["mode"] = m.mode ? Json(*m.mode) : Json();
+        mj["uid"] = m.uid ? Json(*m.uid) : Json();
+        mj["gid"] = m.gid ? Json(*m.gid) : Json();
+      }
+      if (m.kind == ExecMount::Kind::Tmpfs) mj["size"] = m.size;
+      ms.push_back(std::move(mj));
+    }
+    j["mounts"] = std::move(ms);
+  }
   return j;
 }
+
+Json to_json(const MergeOp&) { return Json{{"merge", true}}; }
 
 Json to_json(const FileOp& f) {
   Json actions = Json::array();
@@ -61,6 +87,16 @@ Json to_json(const FileOp& f) {
       j["follow"] = c->follow_symlinks;
       j["wildcard"] = c->allow_wildcard;
       j["empty_wildcard"] = c->allow_empty_wildcard;
+      if (!c->chmod_symbolic.empty()) j["chmod_symbolic"] = c->chmod_symbolic;
+      if (!c->include_patterns.empty()) j["include"] = c->include_patterns;
+      if (!c->exclude_patterns.empty()) j["exclude"] = c->exclude_patterns;
+      if (!c->required_paths.empty()) j["required"] = c->required_paths;
+      if (c->unpack_archives) j["unpack"] = true;
+    } else if (const auto* f = std::get_if<MkfileAction>(&a)) {
+      j["mkfile"] = f->path;
+      j["data"] = f->data;
+      j["mode"] = f->mode;
+      j["chown"] = f->chown;
     } else {
       const auto& m = std::get<MkdirAction>(a);
       j["mkdir"] = m.path;
@@ -89,6 +125,7 @@ std::string describe(const Op& op) {
     }
   }
   if (const auto* e = std::get_if<ExecOp>(&op)) return "exec [" + base::join(e->args, " ") + "]";
+  if (std::holds_alternative<MergeOp>(op)) return "merge";
   return "file " + std::to_string(std::get<FileOp>(op).actions.size()) + " action(s)";
 }
 
@@ -117,6 +154,10 @@ void validate(const Definition& def) {
       const auto& e = std::get<ExecOp>(v.op);
       if (v.inputs.empty()) throw base::Error("build graph: exec vertex " + std::to_string(i) + " has no root input");
       if (e.args.empty()) throw base::Error("build graph: exec vertex " + std::to_string(i) + " has no command");
+      for (const auto& m : e.mounts)
+        if (m.input >= static_cast<int>(v.inputs.size()) || (m.kind == ExecMount::Kind::Bind && m.input < 0))
+          throw base::Error("build graph: mount in vertex " + std::to_string(i) + " names missing input " +
+                            std::to_string(m.input));
     }
     if (const auto* f = std::get_if<FileOp>(&v.op)) {
       if (v.inputs.empty()) throw base::Error("build graph: file vertex " + std::to_string(i) + " has no target input");

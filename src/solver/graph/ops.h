@@ -36,6 +36,24 @@ struct SourceOp {
 
 enum class NetworkMode { Sandbox, Host, None };
 
+/// A file system a RUN step sees besides its root (`RUN --mount`, heredoc scripts).
+/// Nothing written to a mount becomes part of the step's layer.
+struct ExecMount {
+  enum class Kind { Bind, Cache, Tmpfs };
+  enum class Sharing { Shared, Private, Locked };
+  Kind kind = Kind::Bind;
+  std::string target;  ///< absolute path in the container
+  /// Bind: index into Vertex::inputs of the mounted state; Cache: of the state that
+  /// seeds a new cache (`from`), or -1 for an empty one.
+  int input = -1;
+  std::string source = "/";  ///< path inside that state
+  bool readonly = true;      ///< Bind with rw: writes go to a throw-away layer
+  std::string cache_id;      ///< Cache: shared by every step that names it
+  Sharing sharing = Sharing::Shared;
+  std::optional<uint32_t> mode, uid, gid;  ///< Cache: the new cache directory's
+  int64_t size = 0;                        ///< Tmpfs: bytes, 0 = the kernel's default
+};
+
 /// Runs one process on top of input 0 (the root file system). The change it makes to
 /// the root becomes the vertex's result (one new layer).
 struct ExecOp {
@@ -44,6 +62,8 @@ struct ExecOp {
   std::string cwd = "/";          ///< absolute; created if missing
   std::string user;               ///< "" (root), "name", "uid", "name:group", "uid:gid"
   NetworkMode network = NetworkMode::Sandbox;
+  bool insecure = false;  ///< --security=insecure (entitled by the caller)
+  std::vector<ExecMount> mounts;
 };
 
 /// Copies files from an input into the target state (input 0).
@@ -53,9 +73,31 @@ struct CopyAction {
   std::string dest;                    ///< absolute; a trailing '/' means "into this dir"
   std::string chown;                   ///< "" (0:0) or "user[:group]", resolved in the target
   std::optional<uint32_t> chmod;       ///< mode for copied files and dirs
+  /// Symbolic mode ("u+x,go-w"), applied to each copied entry's own mode; set instead
+  /// of `chmod`.
+  std::string chmod_symbolic;
   bool follow_symlinks = true;         ///< a source that is a symlink copies its target
   bool allow_wildcard = true;
   bool allow_empty_wildcard = false;   ///< a wildcard matching nothing is an error unless set
+  /// Below each copied source directory, only paths these patterns select are copied
+  /// (with the directories leading to them); .dockerignore syntax, relative to the
+  /// source. Empty: everything.
+  std::vector<std::string> include_patterns;
+  /// Below each copied source directory, paths these patterns select are skipped.
+  std::vector<std::string> exclude_patterns;
+  /// Paths (relative to the source root) that must exist, or the copy fails.
+  std::vector<std::string> required_paths;
+  /// ADD: a source that is a tar archive (plain, gzip, bzip2, xz or zstd) is unpacked
+  /// into the destination directory instead of copied.
+  bool unpack_archives = false;
+};
+
+/// Writes a file with fixed contents (heredocs of COPY and RUN).
+struct MkfileAction {
+  std::string path;  ///< absolute; parents must exist
+  std::string data;
+  uint32_t mode = 0644;
+  std::string chown;  ///< "" (0:0) or "user[:group]"
 };
 
 /// Creates a directory (WORKDIR, mount targets).
@@ -66,14 +108,18 @@ struct MkdirAction {
   std::string chown;  ///< "" (0:0) or "user[:group]"
 };
 
-using FileAction = std::variant<CopyAction, MkdirAction>;
+using FileAction = std::variant<CopyAction, MkdirAction, MkfileAction>;
 
 /// File operations applied in order on top of input 0; the change is one layer.
 struct FileOp {
   std::vector<FileAction> actions;
 };
 
-using Op = std::variant<SourceOp, ExecOp, FileOp>;
+/// Stacks the layers of its inputs, input 0 at the bottom: the result of `COPY --link`,
+/// whose copy is made on an empty state so that it does not depend on what lies below.
+struct MergeOp {};
+
+using Op = std::variant<SourceOp, ExecOp, FileOp, MergeOp>;
 
 struct Vertex {
   Op op;

@@ -1,11 +1,18 @@
 #include "solver/ops/executor.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <ctime>
 
 #include "base/error.h"
+#include "base/digest.h"
+#include "base/fd.h"
 #include "base/fs.h"
+#include "base/temp_dir.h"
 #include "base/strings.h"
 #include "base/time.h"
 #include "cache/checksum.h"
@@ -68,6 +75,7 @@ Result LocalExecutor::execute(const graph::Vertex& v, const std::vector<Result>&
         using T = std::decay_t<decltype(op)>;
         if constexpr (std::is_same_v<T, graph::SourceOp>) return run_source(op);
         else if constexpr (std::is_same_v<T, graph::ExecOp>) return run_exec(op, inputs, out);
+        else if constexpr (std::is_same_v<T, graph::MergeOp>) return run_merge(inputs);
         else return run_file(op, inputs);
       },
       v.op);
@@ -89,6 +97,152 @@ Result LocalExecutor::run_source(const graph::SourceOp& op) {
   return Result{};
 }
 
+namespace {
+
+/// Whether `path` is a directory marked opaque in its overlayfs layer.
+bool is_dir(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool opaque_dir(const std::string& path) {
+  char v = 0;
+  return ::lgetxattr(path.c_str(), "trusted.overlay.opaque", &v, 1) == 1 && v == 'y';
+}
+
+}  // namespace
+
+exec::BindMount LocalExecutor::prepare_mount(const graph::ExecMount& m, const std::vector<Result>& inputs,
+                                             MountResources& held) {
+  exec::BindMount b;
+  b.target = m.target;
+  b.readonly = m.readonly;
+  auto temp = [&](const std::string& what) -> const std::string& {
+    held.dirs.emplace_back(store_.scratch_dir(), what + "-" + std::to_string(::getpid()) + "-");
+    return held.dirs.back().path();
+  };
+  if (m.kind == graph::ExecMount::Kind::Tmpfs) {
+    b.tmpfs = true;
+    b.tmpfs_size = m.size;
+    return b;
+  }
+  if (m.kind == graph::ExecMount::Kind::Cache) {
+    b.source = cache_mount_dir(m, inputs, held);
+    return b;
+  }
+  const Result& in = inputs.at(static_cast<size_t>(m.input));
+  if (!in.local_dir.empty()) {
+    // The context: only what .dockerignore lets in, so a filtered context is copied.
+    auto view = cache::MergedFs::context(in.local_dir, cache::PathFilter(in.local_excludes));
+    std::string rel = view.resolve(m.source, true);
+    if (!view.lookup(rel)) throw base::Error("mount source \"" + m.source + "\" not found in the build context");
+    if (in.local_excludes.empty()) {
+      b.source = rel.empty() ? in.local_dir : in.local_dir + "/" + rel;
+    } else {
+      const std::string& dir = temp("mount");
+      graph::CopyAction cp;
+      cp.src_input = 0;
+      cp.src_paths = {rel.empty() ? "/" : rel};
+      cp.dest = "/m";
+      cp.allow_wildcard = false;
+      apply_file_action(cp, dir, {}, {view}, std::nullopt, store_.scratch_dir());
+      b.source = dir + "/m";
+    }
+  } else {
+    std::vector<std::string> layers = layer_paths_top_first(store_, in);
+    cache::MergedFs view(layers);
+    std::string rel = view.resolve(m.source, true);
+    auto e = view.lookup(rel);
+    if (!e) throw base::Error("mount source \"" + m.source + "\" not found");
+    if (!S_ISDIR(e->st.st_mode)) {
+      b.source = e->host_path;
+    } else {
+      // The layers that hold the directory, down to one that hides what is below it.
+      for (const auto& l : layers) {
+        std::string p = rel.empty() ? l : l + "/" + rel;
+        struct stat st;
+        if (::lstat(p.c_str(), &st) < 0) continue;
+        if (!S_ISDIR(st.st_mode)) break;  // a whiteout or a file hides the lower layers
+        b.overlay_lowers.push_back(p);
+        if (opaque_dir(p)) break;
+      }
+      if (b.overlay_lowers.size() == 1 && m.readonly) {
+        b.source = b.overlay_lowers[0];
+        b.overlay_lowers.clear();
+      } else if (b.overlay_lowers.size() == 1) {
+        b.overlay_lowers.push_back(temp("mount-empty"));  // overlayfs wants two lowers
+      }
+    }
+    if (layers.empty()) b.source = temp("mount-empty");
+  }
+  if (!m.readonly) {
+    // Writes are thrown away: an overlay whose upper layer is a temporary directory.
+    if (b.overlay_lowers.empty()) {
+      if (!b.source.empty() && is_dir(b.source)) b.overlay_lowers = {b.source, temp("mount-empty")};
+    }
+    if (!b.overlay_lowers.empty()) {
+      const std::string& dir = temp("mount-rw");
+      base::make_dirs(dir + "/upper");
+      base::make_dirs(dir + "/work");
+      b.overlay_upper = dir + "/upper";
+      b.overlay_work = dir + "/work";
+      b.source.clear();
+    }
+  }
+  return b;
+}
+
+std::string LocalExecutor::cache_mount_dir(const graph::ExecMount& m, const std::vector<Result>& inputs,
+                                           MountResources& held) {
+  std::string base_dir = store_.root() + "/cache-mounts/" + base::sha256_hex(m.cache_id).substr(0, 32);
+  base::make_dirs(base_dir);
+  // Instance 0 is the shared cache; `private` takes the first instance no other step
+  // holds, `locked` waits for instance 0.
+  for (int i = 0;; ++i) {
+    std::string dir = base_dir + "/" + std::to_string(i);
+    base::make_dirs(dir);
+    base::Fd lock = base::open_fd(dir + ".lock", O_RDWR | O_CREAT, 0600);
+    int how = m.sharing == graph::ExecMount::Sharing::Shared ? LOCK_SH : LOCK_EX;
+    if (m.sharing != graph::ExecMount::Sharing::Locked) how |= LOCK_NB;
+    if (::flock(lock.get(), how) < 0) {
+      if (errno == EWOULDBLOCK && m.sharing == graph::ExecMount::Sharing::Private) continue;
+      if (errno == EWOULDBLOCK) {  // shared while a private user holds it: wait
+        base::check_sys(::flock(lock.get(), LOCK_SH), "flock", dir);
+      } else {
+        throw base::SysError(errno, "flock", dir);
+      }
+    }
+    held.locks.push_back(std::move(lock));
+    std::string data = dir + "/data";
+    if (!is_dir(data)) {
+      // A new cache: seeded from `from` (its `source`), else an empty directory with
+      // the mount's mode and owner; made aside and renamed, so it is whole or absent.
+      base::TempDir fresh(dir, "new-");
+      std::string root = fresh.path() + "/data";
+      if (m.input >= 0) {
+        const Result& in = inputs.at(static_cast<size_t>(m.input));
+        std::vector<cache::MergedFs> views;
+        if (!in.local_dir.empty())
+          views.push_back(cache::MergedFs::context(in.local_dir, cache::PathFilter(in.local_excludes)));
+        else
+          views.emplace_back(layer_paths_top_first(store_, in));
+        graph::CopyAction cp;
+        cp.src_input = 0;
+        cp.src_paths = {m.source};
+        cp.dest = "/data";
+        cp.allow_wildcard = false;
+        apply_file_action(cp, fresh.path(), {}, views, std::nullopt, store_.scratch_dir());
+      } else {
+        base::make_dirs(root);
+        base::check_sys(::chmod(root.c_str(), m.mode.value_or(0755)), "chmod", root);
+        base::check_sys(::lchown(root.c_str(), m.uid.value_or(0), m.gid.value_or(0)), "chown", root);
+      }
+      base::check_sys(::rename(root.c_str(), data.c_str()), "rename", data);
+    }
+    return data;
+  }
+}
+
 Result LocalExecutor::run_exec(const graph::ExecOp& op, const std::vector<Result>& inputs, const OutputFn& out) {
   const Result& root = inputs.at(0);
   auto pending = store_.snapshots().create();
@@ -104,6 +258,8 @@ Result LocalExecutor::run_exec(const graph::ExecOp& op, const std::vector<Result
   spec.cwd = op.cwd.empty() ? "/" : op.cwd;
   spec.user = op.user;
   spec.host_network = op.network == graph::NetworkMode::Host;
+  MountResources held;
+  for (const auto& m : op.mounts) spec.mounts.push_back(prepare_mount(m, inputs, held));
   spec.on_output = out;
   // Keep the last output for the error message; the full log streams to `out`.
   std::string tail;
@@ -143,10 +299,19 @@ Result LocalExecutor::run_file(const graph::FileOp& op, const std::vector<Result
   for (const auto& action : op.actions) {
     const std::string& chown = std::visit([](const auto& a) -> const std::string& { return a.chown; }, action);
     apply_file_action(action, pending.fs_dir(), target_layers, sources,
-                      resolve_owner(chown, cache::MergedFs(with_upper)));
+                      resolve_owner(chown, cache::MergedFs(with_upper)), store_.scratch_dir());
   }
   Result r = target;
   r.layers.push_back(pending.commit(target.layers.empty() ? std::string() : target.layers.back()));
+  return r;
+}
+
+Result LocalExecutor::run_merge(const std::vector<Result>& inputs) {
+  Result r;
+  for (const auto& in : inputs) {
+    if (!in.local_dir.empty()) throw base::Error("merge: a local source cannot be merged");
+    r.layers.insert(r.layers.end(), in.layers.begin(), in.layers.end());
+  }
   return r;
 }
 

@@ -5,13 +5,17 @@
 #pragma once
 
 #include <functional>
+#include <list>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "base/fd.h"
+#include "base/temp_dir.h"
 #include "cache/store.h"
+#include "exec/sandbox.h"
 #include "image/layer.h"
 #include "image/store.h"
 #include "solver/graph/ops.h"
@@ -63,6 +67,15 @@ class LocalExecutor : public Executor {
   Result run_source(const graph::SourceOp& op);
   Result run_exec(const graph::ExecOp& op, const std::vector<Result>& inputs, const OutputFn& out);
   Result run_file(const graph::FileOp& op, const std::vector<Result>& inputs);
+  Result run_merge(const std::vector<Result>& inputs);
+  /// What a RUN step's mounts hold while it runs: temporary directories, cache locks.
+  struct MountResources {
+    std::list<base::TempDir> dirs;
+    std::vector<base::Fd> locks;
+  };
+  exec::BindMount prepare_mount(const graph::ExecMount& m, const std::vector<Result>& inputs, MountResources& held);
+  /// The host directory of a cache mount, locked as its sharing mode says.
+  std::string cache_mount_dir(const graph::ExecMount& m, const std::vector<Result>& inputs, MountResources& held);
   std::string local_dir(const std::string& name) const;
   std::vector<std::string> lower_paths(const Result& r, size_t i) const;
   image::LayerBlob layer_blob(const Result& r, size_t i, const cache::SnapshotInfo& info);

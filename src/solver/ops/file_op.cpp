@@ -11,11 +11,16 @@
 #include <charconv>
 #include <cstdint>
 #include <map>
+#include <set>
 
 #include "base/error.h"
 #include "base/fd.h"
+#include "base/file_mode.h"
 #include "base/fs.h"
 #include "base/strings.h"
+#include "base/temp_dir.h"
+#include "cache/path_filter.h"
+#include "image/layer.h"
 
 namespace builder::ops {
 
@@ -159,34 +164,56 @@ void copy_file_data(const std::string& from, const std::string& to, const struct
 
 /// One COPY source, as fsutil's copy.Copy: what `src_rel` leads to goes to `dst_rel`.
 /// Hard links among the copied files are kept (within this source, as in BuildKit).
+/// Below the source, include patterns select what is copied (a directory that does not
+/// match is created only when something below it is copied) and exclude patterns skip.
 class Copier {
  public:
   Copier(const graph::CopyAction& c, const MergedFs& src, Target& dst, const std::optional<Owner>& owner)
-      : c_(c), src_(src), dst_(dst), owner_(owner) {}
+      : c_(c), src_(src), dst_(dst), owner_(owner) {
+    if (!c.include_patterns.empty()) include_.emplace(c.include_patterns);
+    if (!c.exclude_patterns.empty()) exclude_.emplace(c.exclude_patterns);
+  }
 
   /// `top` is false below the copied directory: there existing directories take the
   /// source's metadata; the destination itself keeps its own, but takes the mtime.
   void copy(const std::string& src_rel, const MergedFs::Entry& e, const std::string& dst_rel, bool top) {
+    copy_entry(src_rel, e, dst_rel, top, "");
+  }
+
+ private:
+  struct PendingDir {
+    std::string dst_rel;
+    bool made = false;
+  };
+
+  void copy_entry(const std::string& src_rel, const MergedFs::Entry& e, const std::string& dst_rel, bool top,
+                  const std::string& rel) {
     const struct stat& st = e.st;
-    auto t = dst_.lookup(dst_rel);
-    std::string h = dst_.host(dst_rel);
+    bool include = true;
+    if (!rel.empty()) {
+      if (include_) include = include_->excluded(rel);  // "excluded" there means "matched"
+      if (exclude_ && exclude_->excluded(rel)) include = false;
+      bool may_hold = include_ || (exclude_ && exclude_->dir_may_hold_included(rel));
+      if (!include && (!S_ISDIR(st.st_mode) || !may_hold)) return;
+    }
     if (S_ISDIR(st.st_mode)) {
-      bool created = false;
-      if (!t) {
-        dst_.make_dir(dst_rel, 0700, 0, 0);
-        created = true;
-      } else if (!S_ISDIR(t->st.st_mode)) {
-        throw base::Error("COPY failed: cannot copy to non-directory: /" + dst_rel);
-      } else {
-        dst_.copy_up(dst_rel);
-      }
+      pending_.push_back(PendingDir{dst_rel});
+      if (include) make_pending();
       for (const auto& [name, ce] : src_.entries(src_rel))
-        copy(join_rel(src_rel, name), ce, join_rel(dst_rel, name), false);
+        copy_entry(join_rel(src_rel, name), ce, join_rel(dst_rel, name), false, join_rel(rel, name));
+      bool made = pending_.back().made;
+      bool created = made && created_.count(dst_rel);
+      pending_.pop_back();
       // After the children, which touched its mtime.
+      if (!made) return;
+      std::string h = dst_.host(dst_rel);
       if (created || !top) apply_meta(h, e);
       else set_times(h, st);
       return;
     }
+    make_pending();
+    auto t = dst_.lookup(dst_rel);
+    std::string h = dst_.host(dst_rel);
     if (t && S_ISDIR(t->st.st_mode))
       throw base::Error("COPY failed: cannot replace to directory /" + dst_rel + " with file");
     dst_.prepare_entry(dst_rel);
@@ -220,7 +247,24 @@ class Copier {
     apply_meta(h, e);
   }
 
- private:
+  /// Creates (or copies up) the directories on the pending stack not made yet: those
+  /// leading to something copied.
+  void make_pending() {
+    for (auto& p : pending_) {
+      if (p.made) continue;
+      auto t = dst_.lookup(p.dst_rel);
+      if (!t) {
+        dst_.make_dir(p.dst_rel, 0700, 0, 0);
+        created_.insert(p.dst_rel);
+      } else if (!S_ISDIR(t->st.st_mode)) {
+        throw base::Error("COPY failed: cannot copy to non-directory: /" + p.dst_rel);
+      } else {
+        dst_.copy_up(p.dst_rel);
+      }
+      p.made = true;
+    }
+  }
+
   /// fsutil's copyFileInfo: owner (--chown or the source's), mode (--chmod or the
   /// source's; never on a symlink), xattrs, then the source's times.
   void apply_meta(const std::string& h, const MergedFs::Entry& e) {
@@ -229,7 +273,14 @@ class Copier {
     gid_t gid = owner_ ? owner_->gid : st.st_gid;
     base::check_sys(::lchown(h.c_str(), uid, gid), "chown", h);
     if (!S_ISLNK(st.st_mode)) {
-      mode_t mode = c_.chmod ? static_cast<mode_t>(*c_.chmod & 07777) : (st.st_mode & 07777);
+      mode_t mode = st.st_mode & 07777;
+      if (c_.chmod) {
+        mode = static_cast<mode_t>(*c_.chmod & 07777);
+      } else if (!c_.chmod_symbolic.empty()) {
+        auto m = base::apply_symbolic_mode(c_.chmod_symbolic, mode, S_ISDIR(st.st_mode));
+        if (!m) throw base::Error("COPY failed: invalid chmod `" + c_.chmod_symbolic + "`");
+        mode = static_cast<mode_t>(*m);
+      }
       base::check_sys(::chmod(h.c_str(), mode), "chmod", h);
     }
     copy_xattrs(e.host_path, h);
@@ -240,6 +291,9 @@ class Copier {
   const MergedFs& src_;
   Target& dst_;
   const std::optional<Owner>& owner_;
+  std::optional<cache::PathFilter> include_, exclude_;
+  std::vector<PendingDir> pending_;
+  std::set<std::string> created_;
   std::map<std::pair<dev_t, ino_t>, std::string> links_;
 };
 
@@ -257,8 +311,35 @@ std::string wildcard_prefix(const std::string& clean) {
   return base::join(prefix, "/");
 }
 
+/// ADD of a local archive, as BuildKit's unpack: the destination directory is made
+/// (0755, --chown's owner) and the archive's entries land in it with their own owners
+/// (or --chown's), modes and times; --chmod does not apply.
+void unpack(const graph::CopyAction& c, const MergedFs::Entry& archive, Target& dst, const std::optional<Owner>& owner,
+            const std::string& dest_rel, const std::string& scratch) {
+  Owner own = owner.value_or(Owner{});
+  if (auto file = dst.make_dirs(dest_rel, 0755, own.uid, own.gid))
+    throw base::Error("ADD failed: mkdir /" + *file + ": not a directory");
+  auto to = dst.lookup(dest_rel);
+  if (!to || !S_ISDIR(to->st.st_mode)) throw base::Error("ADD failed: /" + dest_rel + " is not a directory");
+  base::TempDir tmp(scratch, "unpack-" + std::to_string(::getpid()) + "-");
+  try {
+    image::unpack_archive(archive.host_path, tmp.path());
+  } catch (const base::Error& e) {
+    throw base::Error("ADD failed: " + e.message());
+  }
+  graph::CopyAction plain = c;
+  plain.chmod.reset();
+  plain.chmod_symbolic.clear();
+  plain.include_patterns.clear();
+  plain.exclude_patterns.clear();
+  MergedFs unpacked({tmp.path()});
+  auto root = unpacked.lookup("");
+  Copier(plain, unpacked, dst, owner).copy("", *root, dest_rel, true);
+}
+
 /// BuildKit's docopy, for each source in order (each its own copy action there).
-void do_copy(const graph::CopyAction& c, Target& dst, const MergedFs& src, const std::optional<Owner>& owner) {
+void do_copy(const graph::CopyAction& c, Target& dst, const MergedFs& src, const std::optional<Owner>& owner,
+             const std::string& scratch) {
   // The destination: a trailing '/' (or "/.") names a directory to copy into.
   std::string dest = clean_rel(c.dest);
   bool into_dir = c.dest.empty() || c.dest.back() == '/' || c.dest == "." || c.dest.ends_with("/.");
@@ -285,6 +366,10 @@ void do_copy(const graph::CopyAction& c, Target& dst, const MergedFs& src, const
         throw base::Error("COPY failed: mkdir /" + *file + ": not a directory");
     };
     make_dirs(resolve(dst.merged(), ensure));
+    if (c.unpack_archives && S_ISREG(e->st.st_mode) && image::is_tar_archive(e->host_path)) {
+      unpack(c, *e, dst, owner, resolve(dst.merged(), dest), scratch);
+      return;
+    }
     std::string to = resolve(dst.merged(), dest);
     auto existing = dst.lookup(to);
     bool src_dir = S_ISDIR(e->st.st_mode);
@@ -294,6 +379,10 @@ void do_copy(const graph::CopyAction& c, Target& dst, const MergedFs& src, const
     Copier(c, src, dst, owner).copy(src_rel, *e, to, true);
   };
 
+  for (const auto& p : c.required_paths) {
+    std::string rel = resolve(src, p);
+    if (!src.lookup(rel)) throw base::Error(not_found(p));
+  }
   for (const auto& p : c.src_paths) {
     std::string rel = clean_rel(p);
     if (!c.allow_wildcard || !cache::has_wildcards(rel)) {
@@ -377,10 +466,27 @@ std::optional<Owner> resolve_owner(const std::string& chown, const MergedFs& tar
 
 void apply_file_action(const graph::FileAction& action, const std::string& upper,
                        const std::vector<std::string>& target_layers, const std::vector<MergedFs>& sources,
-                       const std::optional<Owner>& owner) {
+                       const std::optional<Owner>& owner, const std::string& scratch) {
   Target dst(upper, target_layers);
   if (const auto* c = std::get_if<graph::CopyAction>(&action)) {
-    do_copy(*c, dst, sources.at(static_cast<size_t>(c->src_input)), owner);
+    do_copy(*c, dst, sources.at(static_cast<size_t>(c->src_input)), owner, scratch);
+    return;
+  }
+  if (const auto* f = std::get_if<graph::MkfileAction>(&action)) {
+    Owner own = owner.value_or(Owner{});
+    std::string rel = dst.merged().resolve(f->path, false);
+    auto parent = dst.lookup(parent_of(rel));
+    if (!parent || !S_ISDIR(parent->st.st_mode)) throw base::Error("mkfile `" + f->path + "`: parent is not a directory");
+    auto existing = dst.lookup(rel);
+    if (existing && S_ISDIR(existing->st.st_mode)) throw base::Error("mkfile `" + f->path + "`: is a directory");
+    dst.prepare_entry(rel);
+    std::string h = dst.host(rel);
+    {
+      base::Fd fd = base::open_fd(h, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+      base::write_all(fd.get(), f->data);
+    }
+    base::check_sys(::lchown(h.c_str(), own.uid, own.gid), "chown", h);
+    base::check_sys(::chmod(h.c_str(), f->mode & 07777), "chmod", h);
     return;
   }
   const auto& m = std::get<graph::MkdirAction>(action);

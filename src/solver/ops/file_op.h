@@ -18,7 +18,8 @@ namespace builder::ops {
 /// entries written by an older version are not reused (part of every FileOp's key).
 /// v2: COPY keeps a source's owner without --chown, hard links, xattrs, sockets as
 /// empty files; the copied directory gets 0755 (or --chmod) and the source's mtime.
-inline constexpr const char* kFileOpVersion = "file-op-v2";
+/// v3: include/exclude patterns, symbolic chmod, ADD's archive unpacking, mkfile.
+inline constexpr const char* kFileOpVersion = "file-op-v3";
 
 struct Owner {
   uint32_t uid = 0;
@@ -30,10 +31,11 @@ struct Owner {
 /// vertex's input i (a local context's view, cache::MergedFs::context(), hides excluded
 /// paths and owns everything by 0:0). `owner` is --chown resolved (resolve_owner());
 /// without it a copy keeps each source entry's owner and creates directories as 0:0.
+/// `scratch` is a host directory for temporary files (ADD unpacks archives there first).
 /// Throws base::Error ("COPY failed: ...").
 void apply_file_action(const graph::FileAction& action, const std::string& upper,
                        const std::vector<std::string>& target_layers, const std::vector<cache::MergedFs>& sources,
-                       const std::optional<Owner>& owner);
+                       const std::optional<Owner>& owner, const std::string& scratch);
 
 /// Resolves a --chown (or WORKDIR's user) value "user[:group]" in `target` as BuildKit's
 /// file op does: a numeric user is uid and gid both; a name takes uid and gid from the
