@@ -35,6 +35,10 @@ class MergedFs {
   /// The top-most entry at the clean relative path `rel` ("" is the root), or nullopt
   /// (also for a path the filter hides). Does not follow symlinks in any component.
   std::optional<Entry> lookup(const std::string& rel) const;
+  /// Whether `rel` exists in the layers but the filter hides it (a .dockerignore rule).
+  bool hidden_by_filter(const std::string& rel) const {
+    return !filter_.empty() && lookup_unfiltered(rel) && !lookup(rel);
+  }
   /// Resolves `path` (absolute or relative to the root) following symlinks inside the
   /// root, as containerd's fs.RootPath does: an absolute target restarts at the root and
   /// ".." stops there; the last component is followed only if `follow_last`. Returns a

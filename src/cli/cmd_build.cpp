@@ -33,6 +33,7 @@ struct BuildOptions {
   std::vector<std::string> tags;
   std::string file;
   std::vector<std::string> build_args;
+  std::vector<std::string> allow;  ///< entitlements: network.host, security.insecure
   std::string target;
   bool no_cache = false;
   bool quiet = false;
@@ -301,6 +302,11 @@ int run_build(const std::string& root, const BuildOptions& o) {
     frontend::LowerOptions lo;
     lo.build_args = build_args;
     lo.target = o.target;
+    for (const auto& a : o.allow) {
+      if (a != "network.host" && a != "security.insecure")
+        throw base::Error("--allow " + a + ": unknown entitlement (network.host, security.insecure)");
+      lo.allow.push_back(a);
+    }
     lo.context_excludes = read_dockerignore(context, dockerfile);
     std::optional<cache::PathFilter> ignore_filter;
     try {
@@ -390,6 +396,8 @@ void add_build_command(CLI::App& app, Context& ctx) {
   cmd->add_option("-f,--file", o->file, "Path of the Dockerfile (default CONTEXT/Dockerfile)");
   cmd->add_option("--build-arg", o->build_args, "Build-time variable K=V")->allow_extra_args(false);
   cmd->add_option("--target", o->target, "Target build stage");
+  cmd->add_option("--allow", o->allow, "Grant an entitlement: network.host, security.insecure")
+      ->allow_extra_args(false);
   cmd->add_flag("--no-cache", o->no_cache, "Do not use the cache");
   cmd->add_flag("-q,--quiet", o->quiet, "Print only the image ID (same as --progress quiet)");
   cmd->add_option("--progress", o->progress, "Progress output: auto, tty, plain, quiet");
