@@ -237,20 +237,20 @@ TEST_CASE("file op: COPY from a context never sees what .dockerignore excludes")
   CHECK(copy_ok({"app/*"}, "/star/") == std::vector<std::string>{"main.c"});
   CHECK(copy_ok({"[a-k]*"}, "/all/") == std::vector<std::string>{"keep.txt", "keep/", "keep/k.txt", "main.c"});
 
-  // Excluded paths are not found, however they are named.
-  CHECK(copy_error({"x.log"}, "/") ==
-        "COPY failed: file not found in build context or excluded: stat x.log: not found");
-  CHECK(copy_error({"./app/../x.log"}, "/") ==
-        "COPY failed: file not found in build context or excluded: stat x.log: not found");
-  CHECK(copy_error({"build/out.o"}, "/o") ==
-        "COPY failed: file not found in build context or excluded: stat build/out.o: not found");
-  CHECK(copy_error({"cache"}, "/c") ==
-        "COPY failed: file not found in build context or excluded: stat cache: not found");
-  CHECK(copy_error({"Dockerfile"}, "/d") ==
-        "COPY failed: file not found in build context or excluded: stat Dockerfile: not found");
+  // Excluded paths are not copied, however they are named; the error says why.
+  auto excluded = [](const std::string& p) {
+    return "COPY failed: \"" + p + "\" is excluded by .dockerignore (it exists in the build context)";
+  };
+  CHECK(copy_error({"x.log"}, "/") == excluded("x.log"));
+  CHECK(copy_error({"./app/../x.log"}, "/") == excluded("x.log"));
+  CHECK(copy_error({"build/out.o"}, "/o") == excluded("build/out.o"));
+  CHECK(copy_error({"cache"}, "/c") == excluded("cache"));
+  CHECK(copy_error({"Dockerfile"}, "/d") == excluded("Dockerfile"));
+  CHECK(copy_error({"nowhere.txt"}, "/n") ==
+        "COPY failed: file not found in build context or excluded: stat nowhere.txt: not found");
   CHECK(copy_error({"*.log"}, "/logs/") == "COPY failed: no source files were specified matching `*.log`");
   // A symlink that shows does not lead to a file that does not.
-  CHECK(copy_error({"link"}, "/l") == "COPY failed: file not found in build context or excluded: stat link: not found");
+  CHECK(copy_error({"link"}, "/l") == "COPY failed: \"link\" leads to \"x.log\", which is excluded by .dockerignore");
   CHECK_FALSE(base::path_exists(upper + "/l"));
 }
 

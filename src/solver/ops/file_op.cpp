@@ -360,8 +360,11 @@ void do_copy(const graph::CopyAction& c, Target& dst, const MergedFs& src, const
   auto copy_one = [&](const std::string& m) {
     std::string src_rel = resolve(src, m);
     auto e = src.lookup(src_rel);
-    if (!e && src.hidden_by_filter(src_rel))
+    if (!e && src.hidden_by_filter(src_rel)) {
+      if (src_rel != clean_rel(m))
+        throw base::Error("COPY failed: \"" + m + "\" leads to \"" + src_rel + "\", which is excluded by .dockerignore");
       throw base::Error("COPY failed: \"" + m + "\" is excluded by .dockerignore (it exists in the build context)");
+    }
     if (!e) throw base::Error(not_found(m));
     auto make_dirs = [&](const std::string& rel) {
       if (auto file = dst.make_dirs(rel, dir_mode, dir_uid, dir_gid))
