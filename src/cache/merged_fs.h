@@ -35,6 +35,9 @@ class MergedFs {
   /// The top-most entry at the clean relative path `rel` ("" is the root), or nullopt
   /// (also for a path the filter hides). Does not follow symlinks in any component.
   std::optional<Entry> lookup(const std::string& rel) const;
+  /// Whether this is a build context view (owners reset to 0:0 on the way in, which, as
+  /// a chown does, also clears file capabilities).
+  bool is_context() const { return root_owned_; }
   /// Whether `rel` exists in the layers but the filter hides it (a .dockerignore rule).
   bool hidden_by_filter(const std::string& rel) const {
     return !filter_.empty() && lookup_unfiltered(rel) && !lookup(rel);

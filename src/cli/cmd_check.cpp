@@ -22,9 +22,8 @@ namespace {
 
 /// Stable by line: BuildKit prints check results sorted by line, in the order found.
 std::vector<frontend::LintFinding> by_line(std::vector<frontend::LintFinding> f) {
-  std::stable_sort(f.begin(), f.end(), [](const auto& a, const auto& b) {
-    return a.range.start_line < b.range.start_line;
-  });
+  std::stable_sort(f.begin(), f.end(),
+                   [](const auto& a, const auto& b) { return a.range.start_line < b.range.start_line; });
   return f;
 }
 
@@ -61,7 +60,8 @@ void print_source(const std::string& source, const base::SourceRange& r, const s
   }
   std::printf("%s\n--------------------\n", located(r, display).c_str());
   for (int i = start; i <= end; ++i)
-    std::printf(" %3d | %s %s\n", i, i >= marked_from && i <= marked_to ? ">>>" : "   ", lines[i - 1].c_str());
+    std::printf(" %3d | %s %s\n", i, i >= marked_from && i <= marked_to ? ">>>" : "   ",
+                lines[i - 1].c_str());
   std::printf("--------------------\n");
 }
 
@@ -125,10 +125,14 @@ void print_json(const base::Json& j) {
   std::string s = j.dump(2);
   std::string out;
   for (char c : s) {
-    if (c == '<') out += "\\u003c";
-    else if (c == '>') out += "\\u003e";
-    else if (c == '&') out += "\\u0026";
-    else out += c;
+    if (c == '<')
+      out += "\\u003c";
+    else if (c == '>')
+      out += "\\u003e";
+    else if (c == '&')
+      out += "\\u0026";
+    else
+      out += c;
   }
   std::printf("%s\n", out.c_str());
 }
@@ -153,8 +157,10 @@ int run_targets(const CallSpec& call, const frontend::ast::File& file, const std
   std::vector<std::vector<std::string>> rows = {{"TARGET", "DESCRIPTION"}};
   for (const auto& t : targets) {
     std::string name = t.name;
-    if (name.empty() && t.is_default) name = "(default)";
-    else if (t.is_default) name += " (default)";
+    if (name.empty() && t.is_default)
+      name = "(default)";
+    else if (t.is_default)
+      name += " (default)";
     rows.push_back({name, t.description});
   }
   std::printf("%s", tabwrite(rows, 1).c_str());
@@ -237,10 +243,10 @@ int run_lint(const CallSpec& call, const frontend::ast::File& file, const std::s
       w["location"] = location_json(f.range);
       warnings.push_back(w);
     }
-    base::Json j = {{"warnings", warnings},
-                    {"sources", base::Json::array({{{"filename", display},
-                                                     {"data", base64(source)},
-                                                     {"language", "Dockerfile"}}})}};
+    base::Json j = {
+        {"warnings", warnings},
+        {"sources",
+         base::Json::array({{{"filename", display}, {"data", base64(source)}, {"language", "Dockerfile"}}})}};
     if (build_error) {
       base::Json loc = base::Json::object();
       if (build_error->where() && build_error->where()->valid()) loc = location_json(*build_error->where());
@@ -253,8 +259,10 @@ int run_lint(const CallSpec& call, const frontend::ast::File& file, const std::s
   }
 
   if (!sorted.empty()) {
-    if (sorted.size() == 1) std::printf("Check complete, 1 warning has been found!\n");
-    else std::printf("Check complete, %zu warnings have been found!\n", sorted.size());
+    if (sorted.size() == 1)
+      std::printf("Check complete, 1 warning has been found!\n");
+    else
+      std::printf("Check complete, %zu warnings have been found!\n", sorted.size());
   }
   for (const auto& f : sorted) {
     std::printf("\nWARNING: %s", f.rule.c_str());
@@ -286,9 +294,12 @@ CallSpec parse_call(const std::string& value) {
           throw base::Error("unknown --call format `" + v + "` (expected json or text)");
         c.format = v == "json" ? "json" : "";
       } else if (k == "ignorestatus") {
-        if (v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True") c.ignore_status = true;
-        else if (v == "0" || v == "f" || v == "F" || v == "false" || v == "FALSE" || v == "False") c.ignore_status = false;
-        else throw base::Error("invalid ignorestatus print value: " + v);
+        if (v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True")
+          c.ignore_status = true;
+        else if (v == "0" || v == "f" || v == "F" || v == "false" || v == "FALSE" || v == "False")
+          c.ignore_status = false;
+        else
+          throw base::Error("invalid ignorestatus print value: " + v);
       } else {
         throw base::Error("invalid print field: " + field);
       }
@@ -330,10 +341,13 @@ int run_call(const CallSpec& call, const frontend::ast::File& file, const std::s
 void print_lint_summary(const std::vector<frontend::LintFinding>& findings, const std::string& display) {
   if (findings.empty()) return;
   auto sorted = by_line(findings);
-  if (sorted.size() == 1) std::fprintf(stderr, "\n 1 warning found:\n");
-  else std::fprintf(stderr, "\n %zu warnings found:\n", sorted.size());
+  if (sorted.size() == 1)
+    std::fprintf(stderr, "\n 1 warning found:\n");
+  else
+    std::fprintf(stderr, "\n %zu warnings found:\n", sorted.size());
   for (const auto& f : sorted)
-    std::fprintf(stderr, " - %s: %s: %s\n", located(f.range, display).c_str(), f.rule.c_str(), f.message.c_str());
+    std::fprintf(stderr, " - %s: %s: %s\n", located(f.range, display).c_str(), f.rule.c_str(),
+                 f.message.c_str());
   std::fflush(stderr);
 }
 

@@ -17,80 +17,101 @@ namespace builder::frontend {
 
 namespace lint_rules {
 const LintRule kStageNameCasing{"StageNameCasing", "Stage names should be lowercase",
-    "https://docs.docker.com/go/dockerfile/rule/stage-name-casing/", false};
-const LintRule kFromAsCasing{"FromAsCasing",
-    "The 'as' keyword should match the case of the 'from' keyword",
-    "https://docs.docker.com/go/dockerfile/rule/from-as-casing/", false};
-const LintRule kNoEmptyContinuation{"NoEmptyContinuation",
-    "Empty continuation lines will become errors in a future release",
+                                "https://docs.docker.com/go/dockerfile/rule/stage-name-casing/", false};
+const LintRule kFromAsCasing{"FromAsCasing", "The 'as' keyword should match the case of the 'from' keyword",
+                             "https://docs.docker.com/go/dockerfile/rule/from-as-casing/", false};
+const LintRule kNoEmptyContinuation{
+    "NoEmptyContinuation", "Empty continuation lines will become errors in a future release",
     "https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/", false};
-const LintRule kConsistentInstructionCasing{"ConsistentInstructionCasing",
+const LintRule kConsistentInstructionCasing{
+    "ConsistentInstructionCasing",
     "All commands within the Dockerfile should use the same casing (either upper or lower)",
     "https://docs.docker.com/go/dockerfile/rule/consistent-instruction-casing/", false};
 const LintRule kDuplicateStageName{"DuplicateStageName", "Stage names should be unique",
-    "https://docs.docker.com/go/dockerfile/rule/duplicate-stage-name/", false};
-const LintRule kReservedStageName{"ReservedStageName",
-    "Reserved words should not be used as stage names",
-    "https://docs.docker.com/go/dockerfile/rule/reserved-stage-name/", false};
-const LintRule kJSONArgsRecommended{"JSONArgsRecommended",
+                                   "https://docs.docker.com/go/dockerfile/rule/duplicate-stage-name/", false};
+const LintRule kReservedStageName{"ReservedStageName", "Reserved words should not be used as stage names",
+                                  "https://docs.docker.com/go/dockerfile/rule/reserved-stage-name/", false};
+const LintRule kJSONArgsRecommended{
+    "JSONArgsRecommended",
     "JSON arguments recommended for ENTRYPOINT/CMD to prevent unintended behavior related to OS signals",
     "https://docs.docker.com/go/dockerfile/rule/json-args-recommended/", false};
-const LintRule kMaintainerDeprecated{"MaintainerDeprecated",
+const LintRule kMaintainerDeprecated{
+    "MaintainerDeprecated",
     "The MAINTAINER instruction is deprecated, use a label instead to define an image author",
     "https://docs.docker.com/go/dockerfile/rule/maintainer-deprecated/", false};
 const LintRule kUndefinedArgInFrom{"UndefinedArgInFrom", "FROM command must use declared ARGs",
-    "https://docs.docker.com/go/dockerfile/rule/undefined-arg-in-from/", false};
+                                   "https://docs.docker.com/go/dockerfile/rule/undefined-arg-in-from/",
+                                   false};
 const LintRule kWorkdirRelativePath{"WorkdirRelativePath",
-    "Relative workdir without an absolute workdir declared within the build can have unexpected results if the base image changes",
-    "https://docs.docker.com/go/dockerfile/rule/workdir-relative-path/", false};
+                                    "Relative workdir without an absolute workdir declared within the build "
+                                    "can have unexpected results if the base image changes",
+                                    "https://docs.docker.com/go/dockerfile/rule/workdir-relative-path/",
+                                    false};
 const LintRule kUndefinedVar{"UndefinedVar", "Variables should be defined before their use",
-    "https://docs.docker.com/go/dockerfile/rule/undefined-var/", false};
-const LintRule kMultipleInstructionsDisallowed{"MultipleInstructionsDisallowed",
+                             "https://docs.docker.com/go/dockerfile/rule/undefined-var/", false};
+const LintRule kMultipleInstructionsDisallowed{
+    "MultipleInstructionsDisallowed",
     "Multiple instructions of the same type should not be used in the same stage",
     "https://docs.docker.com/go/dockerfile/rule/multiple-instructions-disallowed/", false};
-const LintRule kLegacyKeyValueFormat{"LegacyKeyValueFormat",
-    "Legacy key/value format with whitespace separator should not be used",
+const LintRule kLegacyKeyValueFormat{
+    "LegacyKeyValueFormat", "Legacy key/value format with whitespace separator should not be used",
     "https://docs.docker.com/go/dockerfile/rule/legacy-key-value-format/", false};
-const LintRule kInvalidBaseImagePlatform{"InvalidBaseImagePlatform",
-    "Base image platform does not match expected target platform", "", false};
-const LintRule kRedundantTargetPlatform{"RedundantTargetPlatform",
+const LintRule kInvalidBaseImagePlatform{
+    "InvalidBaseImagePlatform", "Base image platform does not match expected target platform", "", false};
+const LintRule kRedundantTargetPlatform{
+    "RedundantTargetPlatform",
     "Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior",
     "https://docs.docker.com/go/dockerfile/rule/redundant-target-platform/", false};
-const LintRule kSecretsUsedInArgOrEnv{"SecretsUsedInArgOrEnv",
-    "Sensitive data should not be used in the ARG or ENV commands",
+const LintRule kSecretsUsedInArgOrEnv{
+    "SecretsUsedInArgOrEnv", "Sensitive data should not be used in the ARG or ENV commands",
     "https://docs.docker.com/go/dockerfile/rule/secrets-used-in-arg-or-env/", false};
-const LintRule kInvalidDefaultArgInFrom{"InvalidDefaultArgInFrom",
-    "Default value for global ARG results in an empty or invalid base image name",
+const LintRule kInvalidDefaultArgInFrom{
+    "InvalidDefaultArgInFrom", "Default value for global ARG results in an empty or invalid base image name",
     "https://docs.docker.com/go/dockerfile/rule/invalid-default-arg-in-from/", false};
-const LintRule kFromPlatformFlagConstDisallowed{"FromPlatformFlagConstDisallowed",
-    "FROM --platform flag should not use a constant value",
+const LintRule kFromPlatformFlagConstDisallowed{
+    "FromPlatformFlagConstDisallowed", "FROM --platform flag should not use a constant value",
     "https://docs.docker.com/go/dockerfile/rule/from-platform-flag-const-disallowed/", false};
 const LintRule kCopyIgnoredFile{"CopyIgnoredFile",
-    "Attempting to Copy file that is excluded by .dockerignore",
-    "https://docs.docker.com/go/dockerfile/rule/copy-ignored-file/", false};
-const LintRule kInvalidDefinitionDescription{"InvalidDefinitionDescription",
-    "Comment for build stage or argument should follow the format: `# <arg/stage name> <description>`. If this is not intended to be a description comment, add an empty line or comment between the instruction and the comment.",
+                                "Attempting to Copy file that is excluded by .dockerignore",
+                                "https://docs.docker.com/go/dockerfile/rule/copy-ignored-file/", false};
+const LintRule kInvalidDefinitionDescription{
+    "InvalidDefinitionDescription",
+    "Comment for build stage or argument should follow the format: `# <arg/stage name> <description>`. If "
+    "this is not intended to be a description comment, add an empty line or comment between the instruction "
+    "and the comment.",
     "https://docs.docker.com/go/dockerfile/rule/invalid-definition-description/", true};
-const LintRule kExposeProtoCasing{"ExposeProtoCasing",
-    "Protocol in EXPOSE instruction should be lowercase",
-    "https://docs.docker.com/go/dockerfile/rule/expose-proto-casing/", false};
+const LintRule kExposeProtoCasing{"ExposeProtoCasing", "Protocol in EXPOSE instruction should be lowercase",
+                                  "https://docs.docker.com/go/dockerfile/rule/expose-proto-casing/", false};
 const LintRule kExposeInvalidFormat{"ExposeInvalidFormat",
-    "IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release",
-    "https://docs.docker.com/go/dockerfile/rule/expose-invalid-format/", false};
+                                    "IP address and host-port mapping should not be used in EXPOSE "
+                                    "instruction. This will become an error in a future release",
+                                    "https://docs.docker.com/go/dockerfile/rule/expose-invalid-format/",
+                                    false};
 
 const std::vector<const LintRule*>& all() {
   static const std::vector<const LintRule*> rules = {
-      &kStageNameCasing,       &kFromAsCasing,
-      &kNoEmptyContinuation,   &kConsistentInstructionCasing,
-      &kDuplicateStageName,    &kReservedStageName,
-      &kJSONArgsRecommended,   &kMaintainerDeprecated,
-      &kUndefinedArgInFrom,    &kWorkdirRelativePath,
-      &kUndefinedVar,          &kMultipleInstructionsDisallowed,
-      &kLegacyKeyValueFormat,  &kInvalidBaseImagePlatform,
-      &kRedundantTargetPlatform, &kSecretsUsedInArgOrEnv,
-      &kInvalidDefaultArgInFrom, &kFromPlatformFlagConstDisallowed,
-      &kCopyIgnoredFile,       &kInvalidDefinitionDescription,
-      &kExposeProtoCasing,     &kExposeInvalidFormat,
+      &kStageNameCasing,
+      &kFromAsCasing,
+      &kNoEmptyContinuation,
+      &kConsistentInstructionCasing,
+      &kDuplicateStageName,
+      &kReservedStageName,
+      &kJSONArgsRecommended,
+      &kMaintainerDeprecated,
+      &kUndefinedArgInFrom,
+      &kWorkdirRelativePath,
+      &kUndefinedVar,
+      &kMultipleInstructionsDisallowed,
+      &kLegacyKeyValueFormat,
+      &kInvalidBaseImagePlatform,
+      &kRedundantTargetPlatform,
+      &kSecretsUsedInArgOrEnv,
+      &kInvalidDefaultArgInFrom,
+      &kFromPlatformFlagConstDisallowed,
+      &kCopyIgnoredFile,
+      &kInvalidDefinitionDescription,
+      &kExposeProtoCasing,
+      &kExposeInvalidFormat,
   };
   return rules;
 }
@@ -153,8 +174,8 @@ bool is_upper(const std::string& s) { return s == to_upper(s); }
 
 const std::set<std::string>& known_instructions() {
   static const std::set<std::string> names = {
-      "add",  "arg",     "cmd",   "copy",   "entrypoint", "env",        "expose", "from",  "healthcheck",
-      "label", "maintainer", "onbuild", "run", "shell",  "stopsignal", "user",   "volume", "workdir"};
+      "add",   "arg",        "cmd",     "copy", "entrypoint", "env",        "expose", "from",   "healthcheck",
+      "label", "maintainer", "onbuild", "run",  "shell",      "stopsignal", "user",   "volume", "workdir"};
   return names;
 }
 
@@ -167,7 +188,7 @@ void lint_description(Linter& linter, const ast::Instruction& ins, const std::st
   if (std::find(keys.begin(), keys.end(), first) != keys.end()) return;
   std::string example = keys.size() > 1 ? "<arg_key>" : keys[0];
   linter.run(lint_rules::kInvalidDefinitionDescription, ins.range,
-    "Comment for " + instruction + " should follow the format: `# " + example + " <description>`",
+             "Comment for " + instruction + " should follow the format: `# " + example + " <description>`",
              ins.comments);
 }
 
@@ -193,11 +214,15 @@ LintConfig parse_check_options(std::string_view text) {
     std::string k = go_trim_space(p.substr(0, eq));
     std::string v = go_trim_space(p.substr(eq + 1));
     if (k == "skip") {
-      if (v == "all") c.skip_all = true;
-      else c.skip = rule_list(v);
+      if (v == "all")
+        c.skip_all = true;
+      else
+        c.skip = rule_list(v);
     } else if (k == "experimental") {
-      if (v == "all") c.experimental_all = true;
-      else c.experimental = rule_list(v);
+      if (v == "all")
+        c.experimental_all = true;
+      else
+        c.experimental = rule_list(v);
     } else if (k == "error") {
       auto b = go_parse_bool(v);
       if (!b)
@@ -226,8 +251,7 @@ LintConfig check_config(const ast::Directives& directives, const std::string* bu
   }
 }
 
-Linter::Linter(LintConfig config, std::vector<LintFinding>* sink)
-    : config_(std::move(config)), sink_(sink) {}
+Linter::Linter(LintConfig config, std::vector<LintFinding>* sink) : config_(std::move(config)), sink_(sink) {}
 
 void Linter::run(const LintRule& rule, const base::SourceRange& range, std::string message,
                  const std::vector<std::string>& comments) {
@@ -349,18 +373,23 @@ bool lint_syntax(const ast::File& file, Linter& linter) {
   int lower = 0, upper = 0;
   for (const auto& st : stages)
     for (const ast::Instruction* ins : st) {
-      if (is_lower(ins->keyword)) ++lower;
-      else if (is_upper(ins->keyword)) ++upper;
+      if (is_lower(ins->keyword))
+        ++lower;
+      else if (is_upper(ins->keyword))
+        ++upper;
     }
   bool majority_lower = lower > upper;
   for (const auto& st : stages)
     for (const ast::Instruction* ins : st) {
       std::string casing;
-      if (majority_lower && !is_lower(ins->keyword)) casing = "lowercase";
-      else if (!majority_lower && !is_upper(ins->keyword)) casing = "uppercase";
+      if (majority_lower && !is_lower(ins->keyword))
+        casing = "lowercase";
+      else if (!majority_lower && !is_upper(ins->keyword))
+        casing = "uppercase";
       if (!casing.empty())
-        linter.run(lint_rules::kConsistentInstructionCasing, ins->range,
-                   "Command '" + ins->keyword + "' should match the case of the command majority (" + casing + ")");
+        linter.run(
+            lint_rules::kConsistentInstructionCasing, ins->range,
+            "Command '" + ins->keyword + "' should match the case of the command majority (" + casing + ")");
     }
   return true;
 }
@@ -393,14 +422,13 @@ std::string suggest(const std::string& value, const std::vector<std::string>& op
 }
 
 std::optional<Platform> parse_platform(std::string_view spec) {
-  static const std::set<std::string> kOS = {"aix",    "android", "darwin", "dragonfly", "freebsd", "hurd",
-                                            "illumos", "ios",    "js",     "linux",     "nacl",    "netbsd",
-                                            "openbsd", "plan9",  "solaris", "wasip1",   "windows", "zos"};
+  static const std::set<std::string> kOS = {"aix",     "android", "darwin",  "dragonfly", "freebsd", "hurd",
+                                            "illumos", "ios",     "js",      "linux",     "nacl",    "netbsd",
+                                            "openbsd", "plan9",   "solaris", "wasip1",    "windows", "zos"};
   static const std::set<std::string> kArch = {
-      "386",    "amd64",   "amd64p32", "arm",      "armbe",       "arm64", "arm64be", "loong64",
-      "mips",   "mipsle",  "mips64",   "mips64le", "mips64p32",   "mips64p32le",
-      "ppc",    "ppc64",   "ppc64le",  "riscv",    "riscv64",     "s390",  "s390x",   "sparc",
-      "sparc64", "wasm"};
+      "386",     "amd64",  "amd64p32", "arm",      "armbe",     "arm64",       "arm64be", "loong64",
+      "mips",    "mipsle", "mips64",   "mips64le", "mips64p32", "mips64p32le", "ppc",     "ppc64",
+      "ppc64le", "riscv",  "riscv64",  "s390",     "s390x",     "sparc",       "sparc64", "wasm"};
   static const std::regex kOsPart("^([A-Za-z0-9_-]+)(?:\\(([A-Za-z0-9_.-]*)\\))?$");
   static const std::regex kPart("^[A-Za-z0-9_.-]+$");
   if (spec.find('*') != std::string_view::npos) return std::nullopt;
@@ -430,8 +458,10 @@ std::optional<Platform> parse_platform(std::string_view spec) {
       if (variant == "v1") variant.clear();
     } else if (arch == "aarch64" || arch == "arm64") {
       arch = "arm64";
-      if (variant == "8" || variant == "v8" || variant == "v8.0") variant = "v8";
-      else if (variant == "9" || variant == "v9" || variant == "9.0" || variant == "v9.0") variant = "v9";
+      if (variant == "8" || variant == "v8" || variant == "v8.0")
+        variant = "v8";
+      else if (variant == "9" || variant == "v9" || variant == "9.0" || variant == "v9.0")
+        variant = "v9";
     } else if (arch == "armhf") {
       arch = "arm";
       variant = "v7";
@@ -439,8 +469,10 @@ std::optional<Platform> parse_platform(std::string_view spec) {
       arch = "arm";
       variant = "v6";
     } else if (arch == "arm") {
-      if (variant.empty() || variant == "7") variant = "v7";
-      else if (variant == "5" || variant == "6" || variant == "8") variant = "v" + variant;
+      if (variant.empty() || variant == "7")
+        variant = "v7";
+      else if (variant == "5" || variant == "6" || variant == "8")
+        variant = "v" + variant;
     }
     return std::make_pair(arch, variant);
   };
@@ -479,8 +511,9 @@ bool valid_image_reference(std::string_view ref_view) {
       "(?:" + kDomainComponent + "(?:\\." + kDomainComponent + ")*|\\[(?:[a-fA-F0-9:]+)\\])";
   static const std::string kName =
       "(?:" + kHost + "(?::[0-9]+)?/)?" + kPathComponent + "(?:/" + kPathComponent + ")*";
-  static const std::regex kReference("^(" + kName + ")(?::([\\w][\\w.-]{0,127}))?" +
-                                     "(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$");
+  static const std::regex kReference(
+      "^(" + kName + ")(?::([\\w][\\w.-]{0,127}))?" +
+      "(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$");
   static const std::regex kHex64("^[a-f0-9]{64}$");
   std::string ref(ref_view);
   if (std::regex_match(ref, kHex64)) return false;
@@ -489,7 +522,8 @@ bool valid_image_reference(std::string_view ref_view) {
   auto slash = ref.find('/');
   if (slash != std::string::npos) {
     std::string first = ref.substr(0, slash);
-    bool is_domain = first.find_first_of(".:") != std::string::npos || first == "localhost" || !is_lower(first);
+    bool is_domain =
+        first.find_first_of(".:") != std::string::npos || first == "localhost" || !is_lower(first);
     if (is_domain) {
       domain = first;
       remainder = ref.substr(slash + 1);
@@ -546,8 +580,10 @@ std::vector<std::pair<std::string, std::optional<std::string>>> mount_fields(con
   std::vector<std::pair<std::string, std::optional<std::string>>> out;
   for (const auto& f : fields) {
     auto eq = f.find('=');
-    if (eq == std::string::npos) out.emplace_back(base::to_lower(f), std::nullopt);
-    else out.emplace_back(base::to_lower(f.substr(0, eq)), f.substr(eq + 1));
+    if (eq == std::string::npos)
+      out.emplace_back(base::to_lower(f), std::nullopt);
+    else
+      out.emplace_back(base::to_lower(f.substr(0, eq)), f.substr(eq + 1));
   }
   return out;
 }

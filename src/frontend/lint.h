@@ -20,7 +20,7 @@ namespace builder::frontend {
 struct LintRule {
   std::string_view name;
   std::string_view description;
-  std::string_view url;  ///< empty for a rule without a documentation page
+  std::string_view url;       ///< empty for a rule without a documentation page
   bool experimental = false;  ///< off unless `experimental=NAME|all` enables it
 };
 

@@ -45,9 +45,9 @@ struct ArgInfo {
 
 /// Per-stage state of the checks, next to the lowering state of the stage.
 struct StageLint {
-  bool started = false;  ///< the first instruction has been seen
-  int base = -1;         ///< index of the stage this one is FROM, or -1
-  std::string base_name; ///< the FROM image after expansion
+  bool started = false;              ///< the first instruction has been seen
+  int base = -1;                     ///< index of the stage this one is FROM, or -1
+  std::string base_name;             ///< the FROM image after expansion
   std::optional<Platform> platform;  ///< FROM --platform, parsed
   bool workdir_set = false;          ///< an absolute WORKDIR was set (BuildKit: workdirSet)
   const ast::Instruction* last_cmd = nullptr;

@@ -15,9 +15,9 @@ namespace builder::frontend::detail {
 namespace {
 
 /// BuildKit's defaultArgs, in its order.
-constexpr const char* kBuiltinArgs[] = {"BUILDPLATFORM",  "BUILDOS",  "BUILDOSVERSION", "BUILDARCH",
-                                        "BUILDVARIANT",   "TARGETPLATFORM", "TARGETOS",
-                                        "TARGETOSVERSION", "TARGETARCH", "TARGETVARIANT", "TARGETSTAGE"};
+constexpr const char* kBuiltinArgs[] = {
+    "BUILDPLATFORM", "BUILDOS",         "BUILDOSVERSION", "BUILDARCH",     "BUILDVARIANT", "TARGETPLATFORM",
+    "TARGETOS",      "TARGETOSVERSION", "TARGETARCH",     "TARGETVARIANT", "TARGETSTAGE"};
 
 bool non_env_arg(const std::string& k) {
   return k == "BUILDKIT_SBOM_SCAN_CONTEXT" || k == "BUILDKIT_SBOM_SCAN_STAGE";
@@ -32,8 +32,8 @@ std::vector<std::string> env_keys(const std::vector<std::string>& env) {
 /// getSecretsRegex: one `_`-separated word of the key names a secret, and none says it
 /// is only a public part, a file or a version.
 bool names_secret(const std::string& key) {
-  static const std::set<std::string> kDeny = {"apikey", "auth",  "credential", "credentials", "key",
-                                              "password", "pword", "passwd",   "secret",      "token"};
+  static const std::set<std::string> kDeny = {"apikey",   "auth",  "credential", "credentials", "key",
+                                              "password", "pword", "passwd",     "secret",      "token"};
   static const std::set<std::string> kAllow = {"public", "file", "version"};
   bool deny = false, allow = false;
   for (const auto& w : base::split(key, '_')) {
@@ -49,8 +49,10 @@ std::vector<std::string> flag_values(const ast::Instruction& ins, const std::str
   std::vector<std::string> out;
   const std::string bare = "--" + name;
   for (const auto& f : ins.flags) {
-    if (f == bare) out.emplace_back();
-    else if (f.rfind(bare + "=", 0) == 0) out.push_back(f.substr(bare.size() + 1));
+    if (f == bare)
+      out.emplace_back();
+    else if (f.rfind(bare + "=", 0) == 0)
+      out.push_back(f.substr(bare.size() + 1));
   }
   return out;
 }
@@ -79,9 +81,10 @@ void Lowerer::lint_from_args(const ast::Instruction& from, const std::set<std::s
   for (const auto& arg : unmatched) {
     if (declared.count(arg)) continue;
     std::string s = suggest(arg, keys);
-    linter_.run(lint_rules::kUndefinedArgInFrom, from.range,
-                "FROM argument '" + arg + "' is not declared" + (s.empty() ? "" : " (did you mean " + s + "?)"),
-                from.comments);
+    linter_.run(
+        lint_rules::kUndefinedArgInFrom, from.range,
+        "FROM argument '" + arg + "' is not declared" + (s.empty() ? "" : " (did you mean " + s + "?)"),
+        from.comments);
   }
 }
 
@@ -116,8 +119,9 @@ void Lowerer::lint_stages() {
         return;
       }
       if (!valid_image_reference(name))
-        linter_.run(lint_rules::kInvalidDefaultArgInFrom, st.from->range,
-                    "Default value for ARG " + st.from->args[0] + " results in empty or invalid base image name");
+        linter_.run(
+            lint_rules::kInvalidDefaultArgInFrom, st.from->range,
+            "Default value for ARG " + st.from->args[0] + " results in empty or invalid base image name");
     }
   }();
 
@@ -142,7 +146,8 @@ void Lowerer::lint_stages() {
           info.deps = r.matched;
           if (info.deps.erase(info.key)) {
             auto old = global_arg_info_.find(info.key);
-            if (old != global_arg_info_.end()) info.deps.insert(old->second.deps.begin(), old->second.deps.end());
+            if (old != global_arg_info_.end())
+              info.deps.insert(old->second.deps.begin(), old->second.deps.end());
           }
         } catch (const base::Error&) {
           return;  // lowering reports it
@@ -186,13 +191,16 @@ void Lowerer::lint_stages() {
       if (p.matched.size() == 1 && p.unmatched.empty() && p.matched.count("TARGETPLATFORM") &&
           p.result == lookup("TARGETPLATFORM").value_or(""))
         linter_.run(lint_rules::kRedundantTargetPlatform, from.range,
-                    "Setting platform to predefined " + *platform + " in FROM is redundant as this is the default behavior",
+                    "Setting platform to predefined " + *platform +
+                        " in FROM is redundant as this is the default behavior",
                     from.comments);
       if (p.matched.empty() && p.unmatched.empty()) {
         if (auto cp = parse_platform(p.result))
-          if (st.name.find(cp->os) == std::string::npos && st.name.find(cp->architecture) == std::string::npos)
+          if (st.name.find(cp->os) == std::string::npos &&
+              st.name.find(cp->architecture) == std::string::npos)
             linter_.run(lint_rules::kFromPlatformFlagConstDisallowed, from.range,
-                        "FROM --platform flag should not use constant value " + go_quote(p.result), from.comments);
+                        "FROM --platform flag should not use constant value " + go_quote(p.result),
+                        from.comments);
       }
       if (p.result.empty()) return;
       st.lint.platform = parse_platform(p.result);
@@ -276,9 +284,10 @@ void Lowerer::lint_instruction(Stage& st, const ast::Instruction& ins) {
                         " key value\" format",
                     comments);
       if (n == "env" && names_secret(names[i / 3]))
-        linter_.run(lint_rules::kSecretsUsedInArgOrEnv, ins.range,
-                    "Do not use ARG or ENV instructions for sensitive data (ENV " + go_quote(names[i / 3]) + ")",
-                    comments);
+        linter_.run(
+            lint_rules::kSecretsUsedInArgOrEnv, ins.range,
+            "Do not use ARG or ENV instructions for sensitive data (ENV " + go_quote(names[i / 3]) + ")",
+            comments);
     }
   } else if (n == "arg") {
     // dispatchArg, one key after the other: each sees the ones before it.
@@ -289,7 +298,8 @@ void Lowerer::lint_instruction(Stage& st, const ast::Instruction& ins) {
       std::string key = w.substr(0, eq);
       if (names_secret(key))
         linter_.run(lint_rules::kSecretsUsedInArgOrEnv, ins.range,
-                    "Do not use ARG or ENV instructions for sensitive data (ARG " + go_quote(key) + ")", comments);
+                    "Do not use ARG or ENV instructions for sensitive data (ARG " + go_quote(key) + ")",
+                    comments);
       auto bo = opts_.build_args.find(key);
       bool has_value = bo != opts_.build_args.end(), has_default = eq != std::string::npos;
       bool inherited = false;  // from the global scope: the outline keeps the global entry
@@ -326,20 +336,25 @@ void Lowerer::lint_instruction(Stage& st, const ast::Instruction& ins) {
     if (!p) return;
     // Only the first WORKDIR of the build counts: an absolute one fixes those after it.
     if (!sl.workdir_set && (p->empty() || (*p)[0] != '/'))
-      linter_.run(lint_rules::kWorkdirRelativePath, ins.range,
-                  "Relative workdir " + go_quote(*p) + " can have unexpected results if the base image changes",
-                  comments);
+      linter_.run(
+          lint_rules::kWorkdirRelativePath, ins.range,
+          "Relative workdir " + go_quote(*p) + " can have unexpected results if the base image changes",
+          comments);
     sl.workdir_set = true;
   } else if (n == "cmd" || n == "entrypoint" || n == "healthcheck") {
-    const ast::Instruction*& last = n == "cmd" ? sl.last_cmd : n == "entrypoint" ? sl.last_entrypoint : sl.last_healthcheck;
+    const ast::Instruction*& last = n == "cmd"          ? sl.last_cmd
+                                    : n == "entrypoint" ? sl.last_entrypoint
+                                                        : sl.last_healthcheck;
     // The earlier one is reported: it is the one without effect.
     if (last)
-      linter_.run(lint_rules::kMultipleInstructionsDisallowed, last->range,
-                  "Multiple " + ins.keyword +
-                      " instructions should not be used in the same stage because only the last one will be used",
-                  comments);
+      linter_.run(
+          lint_rules::kMultipleInstructionsDisallowed, last->range,
+          "Multiple " + ins.keyword +
+              " instructions should not be used in the same stage because only the last one will be used",
+          comments);
     last = &ins;
-    bool has_shell = st.config.contains("Shell") && st.config["Shell"].is_array() && !st.config["Shell"].empty();
+    bool has_shell =
+        st.config.contains("Shell") && st.config["Shell"].is_array() && !st.config["Shell"].empty();
     if (n != "healthcheck" && !ins.json_form && !has_shell)
       linter_.run(lint_rules::kJSONArgsRecommended, ins.range,
                   "JSON arguments recommended for " + ins.keyword +
@@ -371,9 +386,10 @@ void Lowerer::lint_instruction(Stage& st, const ast::Instruction& ins) {
         linter_.run(lint_rules::kExposeProtoCasing, ins.range,
                     "Defined protocol '" + raw + "' in EXPOSE instruction should be lowercase", comments);
       if (mapped)
-        linter_.run(lint_rules::kExposeInvalidFormat, ins.range,
-                    "EXPOSE instruction should not define an IP address or host-port mapping, found '" + raw + "'",
-                    comments);
+        linter_.run(
+            lint_rules::kExposeInvalidFormat, ins.range,
+            "EXPOSE instruction should not define an IP address or host-port mapping, found '" + raw + "'",
+            comments);
     }
   } else if (n == "copy" || n == "add") {
     auto from = flag_value(ins, "from");
@@ -420,12 +436,18 @@ void Lowerer::lint_instruction(Stage& st, const ast::Instruction& ins) {
       for (auto& [key, value] : mount_fields(m)) {
         std::string v;
         if (value) v = expand_checked(*value, shell_).value_or(*value);
-        if (key == "type" && value) type = base::to_lower(v);
-        else if (key == "id" && value) id = v;
-        else if ((key == "source" || key == "src") && value) source = v;
-        else if ((key == "target" || key == "dst" || key == "destination") && value) target = v;
-        else if (key == "from" && value) mount_from = v;
-        else if (key == "required") required = !value || base::to_lower(v) == "true" || v == "1";
+        if (key == "type" && value)
+          type = base::to_lower(v);
+        else if (key == "id" && value)
+          id = v;
+        else if ((key == "source" || key == "src") && value)
+          source = v;
+        else if ((key == "target" || key == "dst" || key == "destination") && value)
+          target = v;
+        else if (key == "from" && value)
+          mount_from = v;
+        else if (key == "required")
+          required = !value || base::to_lower(v) == "true" || v == "1";
       }
       if (!mount_from.empty()) stage_dep(mount_from);
       if (type == "secret") {
@@ -454,8 +476,9 @@ void Lowerer::lint_end(const Stage& target) {
     if (expected.os == s.os && expected.architecture == s.architecture) continue;
     Platform actual{s.os, s.architecture, s.variant};
     linter_.run(lint_rules::kInvalidBaseImagePlatform, s.from->range,
-                "Base image " + s.lint.base_name + " was pulled with platform " + go_quote(format_platform(actual)) +
-                    ", expected " + go_quote(format_platform(expected)) + " for current build");
+                "Base image " + s.lint.base_name + " was pulled with platform " +
+                    go_quote(format_platform(actual)) + ", expected " + go_quote(format_platform(expected)) +
+                    " for current build");
   }
 
   // The outline: the args, secrets and SSH sockets of the target, then of its base and
@@ -483,7 +506,8 @@ void Lowerer::lint_end(const Stage& target) {
     }
     for (const auto& k : used) {
       const ArgInfo* a = info(k);
-      if (a && seen_args.insert(k).second) o.args.push_back(OutlineArg{a->key, a->value, a->description, a->range});
+      if (a && seen_args.insert(k).second)
+        o.args.push_back(OutlineArg{a->key, a->value, a->description, a->range});
     }
     for (const auto& [k, m] : s.lint.secrets)
       if (seen_secrets.insert(k).second) o.secrets.push_back(m);

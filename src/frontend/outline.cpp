@@ -18,8 +18,10 @@ std::vector<TargetInfo> list_targets(const ast::File& file) {
   for (const auto& ins : file.instructions) {
     if (ins.name != "from") continue;
     TargetInfo t;
-    if (ins.args.size() == 3 && base::to_lower(ins.args[1]) == "as") t.name = base::to_lower(ins.args[2]);
-    else if (ins.args.size() != 1) throw base::Error("FROM requires either one or three arguments", ins.range);
+    if (ins.args.size() == 3 && base::to_lower(ins.args[1]) == "as")
+      t.name = base::to_lower(ins.args[2]);
+    else if (ins.args.size() != 1)
+      throw base::Error("FROM requires either one or three arguments", ins.range);
     t.base = ins.args[0];
     for (const auto& f : ins.flags)
       if (f.rfind("--platform=", 0) == 0) t.platform = f.substr(11);

@@ -29,8 +29,8 @@ struct OutlineMount {
 
 /// BuildKit's outline of the target stage.
 struct Outline {
-  std::string name;         ///< the target stage's name (lower case), empty if unnamed
-  std::string description;  ///< from a `# NAME description` comment above its FROM
+  std::string name;              ///< the target stage's name (lower case), empty if unnamed
+  std::string description;       ///< from a `# NAME description` comment above its FROM
   std::vector<OutlineArg> args;  ///< sorted by line
   std::vector<OutlineMount> secrets;
   std::vector<OutlineMount> ssh;

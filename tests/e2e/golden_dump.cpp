@@ -31,11 +31,11 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <stdexcept>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "base/digest.h"
@@ -186,17 +186,18 @@ SortedJson normalise(const Json& v) {
 
 void dump_config(const Json& cfg) {
   // Time- or host-dependent, or dumped elsewhere (history, rootfs via the layers).
-  static const std::set<std::string> top_dropped = {"created", "container", "container_config", "docker_version",
-                                                    "history", "rootfs", "config", "moby.buildkit.buildinfo.v1"};
+  static const std::set<std::string> top_dropped = {
+      "created", "container", "container_config", "docker_version",
+      "history", "rootfs",    "config",           "moby.buildkit.buildinfo.v1"};
   // Fields of a container create request that a build never sets meaningfully.
-  static const std::set<std::string> config_dropped = {"Hostname",  "Domainname", "AttachStdin", "AttachStdout",
-                                                       "AttachStderr", "Tty",     "OpenStdin",   "StdinOnce",
-                                                       "Image",     "NetworkDisabled", "MacAddress"};
-  static const std::vector<std::string> top_order = {"architecture", "os", "os.version", "os.features", "variant",
-                                                     "author"};
+  static const std::set<std::string> config_dropped = {
+      "Hostname",  "Domainname", "AttachStdin", "AttachStdout",    "AttachStderr", "Tty",
+      "OpenStdin", "StdinOnce",  "Image",       "NetworkDisabled", "MacAddress"};
+  static const std::vector<std::string> top_order = {"architecture", "os",      "os.version",
+                                                     "os.features",  "variant", "author"};
   static const std::vector<std::string> config_order = {
-      "User",       "ExposedPorts", "Env",         "Entrypoint",  "Cmd",   "Volumes", "WorkingDir",
-      "Labels",     "StopSignal",   "ArgsEscaped", "Healthcheck", "OnBuild", "Shell"};
+      "User",   "ExposedPorts", "Env",         "Entrypoint",  "Cmd",     "Volumes", "WorkingDir",
+      "Labels", "StopSignal",   "ArgsEscaped", "Healthcheck", "OnBuild", "Shell"};
   auto ordered_keys = [](const Json& obj, const std::vector<std::string>& order, const std::set<std::string>& drop) {
     std::vector<std::string> keys;
     for (const auto& k : order)
@@ -252,9 +253,7 @@ size_t dump_history(const Json& cfg) {
 }
 
 /// An xattr value: printable ASCII as is, other bytes \xNN.
-std::string xattr_value(const void* data, size_t n) {
-  return escape(std::string(static_cast<const char*>(data), n));
-}
+std::string xattr_value(const void* data, size_t n) { return escape(std::string(static_cast<const char*>(data), n)); }
 
 void dump_layer(const std::string& plain) {
   Reader a(archive_read_new());

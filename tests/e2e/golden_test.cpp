@@ -7,15 +7,18 @@
 // modes and mtimes.
 //
 // <case>/known-differences lists where current BuildKit (which builder follows) writes
-// otherwise than the docker 20.10 BuildKit that made expected.txt. Blocks, separated by
-// blank lines:
+// otherwise than the docker 20.10 BuildKit that made expected.txt. Paragraphs, separated
+// by blank lines:
 //   # why: the change, citing the BuildKit source that made it (one or more lines)
 //   - an exact line of expected.txt      (one or more; consecutive in expected.txt)
-//   + the line current BuildKit writes   (zero or more)
-// Every occurrence of the '-' lines is replaced by the '+' lines before comparing; a block
-// that matches nothing fails the case, so stale entries do not linger.
+//   + the line current BuildKit writes   (zero or more; with none, each '-' line is a
+//                                         deletion of its own and need not be adjacent)
+//   - ... + ...                          (more replacements with the same reason)
+// Every occurrence of a replacement's '-' lines is replaced by its '+' lines before
+// comparing; one that matches nothing fails the case, so stale entries do not linger.
 //
-// BUILDER_GOLDEN_CASE=name[,name...] runs only those cases.
+// BUILDER_GOLDEN_CASE=name[,name...] runs only those cases. BUILDER_TEST_ACCEPT does not
+// apply here: only Docker writes these goldens (scripts/make-goldens).
 #include <algorithm>
 #include <set>
 #include <sstream>
@@ -56,43 +59,47 @@ std::vector<std::string> case_names() {
 }
 
 struct KnownDifference {
-  int line = 0;  // of its first line in the file
+  int line = 0;  // of its first '-' line in the file
   std::vector<std::string> minus, plus;
-  bool has_reason = false;
 };
 
 /// Parses <case>/known-differences; format errors are returned in `errors`.
 std::vector<KnownDifference> known_differences(const fs::path& file, std::vector<std::string>& errors) {
   std::vector<KnownDifference> out;
   if (!fs::exists(file)) return out;
-  KnownDifference cur;
-  auto flush = [&] {
-    if (cur.line == 0) return;
-    if (cur.minus.empty()) errors.push_back("known-differences:" + std::to_string(cur.line) + ": block without '-' lines");
-    if (!cur.has_reason) errors.push_back("known-differences:" + std::to_string(cur.line) + ": block without a reason");
-    out.push_back(cur);
-    cur = {};
-  };
-  int n = 0;
+  bool reason = false;
+  int n = 0, paragraph = 0;
   for (const auto& l : builder::e2e::lines_of(builder::e2e::slurp(file))) {
     ++n;
     if (l.empty()) {
-      flush();
+      reason = false;
+      paragraph = 0;
       continue;
     }
-    if (cur.line == 0) cur.line = n;
+    if (paragraph == 0) paragraph = n;
+    auto where = "known-differences:" + std::to_string(n) + ": ";
     if (l[0] == '#') {
-      cur.has_reason = true;
-    } else if (l.rfind("- ", 0) == 0 && cur.plus.empty()) {
-      cur.minus.push_back(l.substr(2));
-    } else if (l.rfind("+ ", 0) == 0 || l == "+") {
-      cur.plus.push_back(l.size() > 2 ? l.substr(2) : "");
+      reason = true;
+    } else if (l.rfind("- ", 0) == 0) {
+      if (!reason) errors.push_back(where + "no '# ' reason above this line");
+      if (out.empty() || out.back().line < paragraph || !out.back().plus.empty()) out.push_back({n, {}, {}});
+      out.back().minus.push_back(l.substr(2));
+    } else if ((l.rfind("+ ", 0) == 0 || l == "+") && !out.empty() && out.back().line >= paragraph) {
+      out.back().plus.push_back(l.size() > 2 ? l.substr(2) : "");
     } else {
-      errors.push_back("known-differences:" + std::to_string(n) + ": expected '# ', '- ' or '+ ': " + l);
+      errors.push_back(where + "expected '# ', '- ' or '+ ' (after '- '): " + l);
     }
   }
-  flush();
-  return out;
+  // '-' lines without '+' lines are deletions, each of its own: they need not be adjacent.
+  std::vector<KnownDifference> split;
+  for (auto& d : out) {
+    if (!d.plus.empty()) {
+      split.push_back(std::move(d));
+      continue;
+    }
+    for (size_t i = 0; i < d.minus.size(); ++i) split.push_back({d.line + static_cast<int>(i), {d.minus[i]}, {}});
+  }
+  return split;
 }
 
 /// `lines` with every occurrence of each block's '-' lines replaced by its '+' lines.
@@ -111,8 +118,8 @@ std::vector<std::string> apply(std::vector<std::string> lines, const std::vector
       }
     }
     if (hits == 0)
-      errors.push_back("known-differences:" + std::to_string(d.line) + ": matches no line of expected.txt: " +
-                       d.minus.front());
+      errors.push_back("known-differences:" + std::to_string(d.line) +
+                       ": matches no line of expected.txt: " + d.minus.front());
     lines = std::move(out);
   }
   return lines;
@@ -168,8 +175,9 @@ struct CaseRun {
     for (const auto& dep : entries(dir / "requires"))
       if (!build(dep)) return false;
     const fs::path ctx = root.work() / ("ctx-" + name);
-    Result p = run_process({"bash", builder::test::source_dir() + "/scripts/make-goldens", "--prepare-context",
-                            dir.string(), ctx.string()});
+    Result p = run_process({"env", std::string("XATTR_TOOL=") + BUILDER_XATTR_TOOL, "bash",
+                            builder::test::source_dir() + "/scripts/make-goldens", "--prepare-context", dir.string(),
+                            ctx.string()});
     if (p.status != 0) {
       FAIL_CHECK(name << ": preparing the context failed: " << p.describe());
       return false;
@@ -215,6 +223,10 @@ std::string check_case(const std::string& name) {
     return "FAIL (dump)";
   }
   const fs::path dir = kGolden / name;
+  if (!fs::exists(dir / "expected.txt")) {
+    FAIL_CHECK(name << ": no expected.txt; run scripts/make-goldens " << name << " (needs docker.io)");
+    return "FAIL (no golden)";
+  }
   std::vector<std::string> errors;
   auto kd = known_differences(dir / "known-differences", errors);
   auto expected = apply(builder::e2e::lines_of(builder::e2e::slurp(dir / "expected.txt")), kd, errors);

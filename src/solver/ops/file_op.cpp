@@ -54,7 +54,8 @@ bool is_overlay_xattr(const std::string& name) {
 
 /// Copies extended attributes but overlayfs' own. Like BuildKit, a failure to read or set
 /// one (a file system without user xattrs, a symlink) is not an error.
-void copy_xattrs(const std::string& from, const std::string& to) {
+/// `drop_caps`: leave security.capability behind, as a chown would clear it.
+void copy_xattrs(const std::string& from, const std::string& to, bool drop_caps = false) {
   ssize_t n = ::llistxattr(from.c_str(), nullptr, 0);
   if (n <= 0) return;
   std::string names(static_cast<size_t>(n), '\0');
@@ -64,6 +65,7 @@ void copy_xattrs(const std::string& from, const std::string& to) {
     std::string name(names.c_str() + i);
     i += name.size() + 1;
     if (name.empty() || is_overlay_xattr(name)) continue;
+    if (drop_caps && name == "security.capability") continue;
     ssize_t m = ::lgetxattr(from.c_str(), name.c_str(), nullptr, 0);
     if (m < 0) continue;
     std::string value(static_cast<size_t>(m), '\0');
@@ -283,7 +285,9 @@ class Copier {
       }
       base::check_sys(::chmod(h.c_str(), mode), "chmod", h);
     }
-    copy_xattrs(e.host_path, h);
+    // The context arrives the way BuildKit receives it: xattrs are set, then the owner,
+    // and that chown clears file capabilities.
+    copy_xattrs(e.host_path, h, src_.is_context());
     set_times(h, st);
   }
 
