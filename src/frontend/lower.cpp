@@ -212,6 +212,20 @@ Stage* Lowerer::find_stage(const std::string& name_or_index, int before) {
   return nullptr;
 }
 
+int Lowerer::image_source(const Stage& st, const ast::Instruction& ins, const std::string& ref) {
+  ResolvedImage img;
+  try {
+    img = resolver_.resolve(ref);
+  } catch (base::Error& e) {
+    fail(ins, e.message());
+  }
+  graph::SourceOp src;
+  src.kind = graph::SourceOp::Kind::Image;
+  src.ref = img.ref;
+  src.digest = img.digest;
+  return add_vertex(src, {}, &ins, "FROM " + img.ref, st);
+}
+
 namespace {
 
 std::vector<graph::History> history_from_config(const base::Json& img) {

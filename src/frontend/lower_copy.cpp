@@ -151,17 +151,7 @@ void Lowerer::lower_copy(Stage& st, const ast::Instruction& ins) {
                         st.label + "\"");
       if (from.find_first_not_of("0123456789") == std::string::npos)
         fail(ins, "invalid stage index " + from + " for COPY --from");
-      ResolvedImage img;
-      try {
-        img = resolver_.resolve(from);
-      } catch (base::Error& e) {
-        fail(ins, e.message());
-      }
-      graph::SourceOp src;
-      src.kind = graph::SourceOp::Kind::Image;
-      src.ref = img.ref;
-      src.digest = img.digest;
-      src_vertex = add_vertex(src, {}, &ins, "FROM " + img.ref, st);
+      src_vertex = image_source(st, ins, from);
     }
   } else if (!srcs.empty()) {
     graph::SourceOp src;

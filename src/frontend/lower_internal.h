@@ -62,6 +62,9 @@ class Lowerer {
   void commit(Stage& st, std::string created_by, bool with_layer, bool buildkit_suffix);
   std::vector<std::string> with_shell(const Stage& st, const std::vector<std::string>& args) const;
   Stage* find_stage(const std::string& name_or_index, int before) ;
+  /// A Source vertex for the image `ref` (COPY --from, RUN --mount from=), resolved
+  /// through the resolver; an unknown image fails at `ins`.
+  int image_source(const Stage& st, const ast::Instruction& ins, const std::string& ref);
   void ensure_lowered(Stage& st, const ast::Instruction* needed_by);
   std::string working_dir(const Stage& st) const;
   void add_triggers(Stage& st, const std::vector<std::string>& exprs);

@@ -48,17 +48,7 @@ void Lowerer::add_run_mount(Stage& st, const ast::Instruction& ins, const std::s
       if (!other.name.empty() && other.name == base::to_lower(from))
         fail(ins, "cannot mount from stage \"" + from + "\" to \"" + m.target +
                       "\", stage needs to be defined before current command");
-    ResolvedImage img;
-    try {
-      img = resolver_.resolve(from);
-    } catch (base::Error& e) {
-      fail(ins, e.message());
-    }
-    graph::SourceOp src;
-    src.kind = graph::SourceOp::Kind::Image;
-    src.ref = img.ref;
-    src.digest = img.digest;
-    return add_vertex(src, {}, &ins, "FROM " + img.ref, st);
+    return image_source(st, ins, from);
   };
 
   if (m.type == "tmpfs") {
