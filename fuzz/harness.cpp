@@ -47,7 +47,8 @@ class FakeResolver : public ImageResolver {
           {"Volumes", {{"/data", base::Json::object()}}},
           {"Shell", {"/bin/sh", "-c"}},
           {"StopSignal", "SIGTERM"},
-          {"Healthcheck", {{"Test", {"CMD-SHELL", "true"}}, {"Interval", 30000000000LL}, {"Retries", 3}}}}},
+          {"Healthcheck",
+           {{"Test", {"CMD-SHELL", "true"}}, {"Interval", 30000000000LL}, {"Retries", 3}}}}},
         {"rootfs", {{"type", "layers"}, {"diff_ids", base::Json::array()}}},
         {"history",
          {{{"created_by", "base layer"}, {"empty_layer", false}},
@@ -59,9 +60,9 @@ class FakeResolver : public ImageResolver {
   }
 };
 
-/// Process-wide values the lookups read; the expander must not care that some are empty.
-const std::vector<std::string> kEnv = {"A=a", "B=b c", "EMPTY=", "PATH=/usr/bin:/bin",
-                                       "HOME=/root", "X=*?[x]", "Q='\"", "D=$A"};
+/// The environment every word is expanded in: set, empty, spaced and glob-like values.
+const std::vector<std::string> kEnv = {"A=a",        "B=b c",   "EMPTY=", "PATH=/usr/bin:/bin",
+                                       "HOME=/root", "X=*?[x]", "Q='\"",  "D=$A"};
 
 void expand_everything(const frontend::ast::File& file) {
   frontend::EnvLookup env = frontend::env_from_list(kEnv);
@@ -156,10 +157,13 @@ Outcome run_frontend(std::string_view bytes) {
     frontend::LowerOptions opts;
     opts.all_stages = true;
     opts.lint = &findings;
-    opts.build_args = {{"A", "from-build-arg"}, {"TARGETARCH", "arm64"}, {"HTTP_PROXY", "http://p"}};
+    opts.build_args = {
+        {"A", "from-build-arg"}, {"TARGETARCH", "arm64"}, {"HTTP_PROXY", "http://p"}};
     opts.allow = {"network.host", "security.insecure"};
     opts.context_excludes = {"*.tmp", "!keep.tmp"};
-    opts.context_ignored = [](const std::string& p) { return p.find("ignored") != std::string::npos; };
+    opts.context_ignored = [](const std::string& p) {
+      return p.find("ignored") != std::string::npos;
+    };
     for (const auto& t : targets)
       if (!t.name.empty()) {
         opts.target = t.name;
