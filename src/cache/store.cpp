@@ -14,6 +14,7 @@
 #include "base/fs.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "cache/key_lock.h"
 
 namespace builder::cache {
 namespace {
@@ -186,6 +187,7 @@ void Store::repair() {
   blobs_.remove_stale_ingests();
   snapshots_->repair();
   remove_stale_scratch();
+  KeyLocks(root_ + "/locks").remove_stale();  // single-flight locks of dead processes
   // Index values are JSON arrays of snapshot ids (ops/ writes them); a row naming a
   // snapshot that is gone would hand out a missing layer, so it goes. Values that are
   // not such arrays are opaque to us and kept.

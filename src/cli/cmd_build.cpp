@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 
+#include "base/digest.h"
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/strings.h"
@@ -36,6 +37,7 @@ struct BuildOptions {
   std::vector<std::string> allow;  ///< entitlements: network.host, security.insecure
   std::string target;
   bool no_cache = false;
+  int parallelism = 0;  ///< steps at once; 0 = every ready step
   bool quiet = false;
   std::string progress = "auto";
   std::vector<std::string> outputs;
@@ -217,6 +219,33 @@ std::set<std::string> declared_args(const frontend::ast::File& file) {
   return names;
 }
 
+/// A stable id per vertex for explaining cache misses: the same instruction (its text
+/// as written) of the same stage of the same Dockerfile and context gets the same id in
+/// every build, whatever its arguments expand to or the files it reads contain.
+std::vector<std::string> step_ids(const frontend::LowerResult& lowered, const std::string& source,
+                                  const std::string& context, const std::string& dockerfile) {
+  auto lines = source_lines(source);
+  std::map<std::string, int> seen;
+  std::vector<std::string> ids;
+  for (const auto& info : lowered.source_map) {
+    std::string text;
+    if (info.range.valid())
+      for (int l = info.range.start_line; l <= std::max(info.range.start_line, info.range.end_line); ++l)
+        if (l >= 1 && l <= static_cast<int>(lines.size())) text += lines[static_cast<size_t>(l - 1)] + "\n";
+    // The progress name without its "[stage n/m] " prefix tells apart the vertices of
+    // one instruction (its context source, its copy) and does not move with step numbers.
+    std::string name = info.name;
+    if (!name.empty() && name[0] == '[') {
+      auto close = name.find("] ");
+      if (close != std::string::npos) name = name.substr(close + 2);
+    }
+    std::string base = context + '\0' + dockerfile + '\0' + info.stage + '\0' + text + '\0' + name;
+    int ordinal = seen[base]++;
+    ids.push_back(base::sha256_hex(base + '\0' + std::to_string(ordinal)));
+  }
+  return ids;
+}
+
 bool is_predefined_arg(const std::string& k) {
   static const std::set<std::string> kPredefined = {
       "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
@@ -327,8 +356,14 @@ int run_build(const std::string& root, const BuildOptions& o) {
     }
 
     ops::LocalExecutor executor(store, images, {{"context", context}});
+    solver::DbStepRecords records(store.db());
     solver::SolveOptions so;
     so.no_cache = o.no_cache;
+    so.parallelism = o.parallelism;
+    so.records = &records;
+    so.step_ids = step_ids(lowered, source, context, dockerfile.empty() ? "-" : dockerfile);
+    for (const auto& info : lowered.source_map) so.names.push_back(info.name);
+    so.build_args = declared;
     solver::Solver solver(executor, so);
     auto progress = make_progress(mode, lowered.definition, lowered.source_map);
     ops::Result result;
@@ -399,6 +434,8 @@ void add_build_command(CLI::App& app, Context& ctx) {
   cmd->add_option("--allow", o->allow, "Grant an entitlement: network.host, security.insecure")
       ->allow_extra_args(false);
   cmd->add_flag("--no-cache", o->no_cache, "Do not use the cache");
+  cmd->add_option("--parallelism", o->parallelism, "Steps that may run at once (default: every ready step)")
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("-q,--quiet", o->quiet, "Print only the image ID (same as --progress quiet)");
   cmd->add_option("--progress", o->progress, "Progress output: auto, tty, plain, quiet");
   cmd->add_option("-o,--output", o->outputs, "Output: type=image|oci|docker|local,dest=PATH")->allow_extra_args(false);

@@ -301,6 +301,8 @@ class Running {
 
 }  // namespace
 
+bool cancelled() noexcept { return g_cancelled.load(); }
+
 void cancel_all() noexcept {
   g_cancelled.store(true);
   std::lock_guard lk(g_running_mu);

@@ -108,6 +108,8 @@ RunResult run(const RunSpec& spec);
 /// and unwinds through its owners instead of dying. Thread-safe; not for use inside a
 /// signal handler (it takes a lock): call it from a thread that sigwait()s.
 void cancel_all() noexcept;
+/// Whether cancel_all() was called: long waits outside run() poll it.
+bool cancelled() noexcept;
 
 /// Resolves `user` ("name[:group]", "uid[:gid]") against passwd/group files of a root
 /// made of `lower_dirs` (top-most first, relative to `layers_base`) plus `upper_dir`.

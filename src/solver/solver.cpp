@@ -4,6 +4,7 @@
 #include <tbb/task_arena.h>
 #include <tbb/task_group.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <exception>
@@ -22,25 +23,30 @@ Solver::Solver(ops::Executor& executor, SolveOptions options) : executor_(execut
 
 namespace {
 
+constexpr int kMaxWorkers = 64;
+
 struct Run {
   const graph::Definition& def;
   ops::Executor& exec;
   const ProgressFn& progress;
-  bool no_cache;
+  const SolveOptions& opts;
   std::vector<bool> needed;
   std::vector<std::vector<int>> dependents;
   std::vector<std::atomic<int>> waiting;
   std::vector<std::string> keys;
   std::vector<ops::Result> results;
+  std::vector<StepRecord> records;  // what each vertex's key was made of
+  std::vector<bool> solved;         // written by the vertex's own task only
   std::mutex mu;  // guards progress calls, first_error, inflight
   std::exception_ptr first_error;
   std::atomic<bool> failed{false};
   // Single flight: vertices with equal keys run once; later ones wait for the first.
   std::map<std::string, std::shared_future<ops::Result>> inflight;
 
-  Run(const graph::Definition& d, ops::Executor& e, const ProgressFn& p, bool nc)
-      : def(d), exec(e), progress(p), no_cache(nc), needed(d.vertices.size()), dependents(d.vertices.size()),
-        waiting(d.vertices.size()), keys(d.vertices.size()), results(d.vertices.size()) {}
+  Run(const graph::Definition& d, ops::Executor& e, const ProgressFn& p, const SolveOptions& o)
+      : def(d), exec(e), progress(p), opts(o), needed(d.vertices.size()), dependents(d.vertices.size()),
+        waiting(d.vertices.size()), keys(d.vertices.size()), results(d.vertices.size()), records(d.vertices.size()),
+        solved(d.vertices.size()) {}
 
   void emit(Event ev) {
     if (!progress) return;
@@ -50,6 +56,8 @@ struct Run {
 
   std::string key_of(int v) {
     const auto& vx = def.vertices[v];
+    StepRecord& rec = records[v];
+    if (static_cast<size_t>(v) < opts.step_ids.size()) rec.step_id = opts.step_ids[v];
     base::Sha256 h;
     h.update(kCacheKeyVersion);
     h.update("\n");
@@ -57,13 +65,34 @@ struct Run {
     for (int in : vx.inputs) {
       h.update("\ninput:");
       h.update(keys[in]);
+      rec.inputs.push_back(keys[in]);
     }
-    std::string content = exec.content_key(vx);
+    // File lists only matter to explanations, so are only gathered for them.
+    std::string content = exec.content_key(vx, opts.records ? &rec.files : nullptr);
     if (!content.empty()) {
       h.update("\ncontent:");
       h.update(content);
     }
-    return h.finish().str();
+    rec.fields = fields_of(vx.op);
+    rec.key = h.finish().str();
+    return rec.key;
+  }
+
+  std::string why_miss(int v) {
+    if (opts.no_cache) return "--no-cache";
+    if (!opts.records) return "not in the cache";
+    ExplainInput in;
+    in.now = &records[v];
+    in.build_args = opts.build_args;
+    for (int i : def.vertices[v].inputs) {
+      in.inputs.push_back(&records[i]);
+      in.input_names.push_back(static_cast<size_t>(i) < opts.names.size() ? opts.names[i] : std::string());
+    }
+    try {
+      return explain_miss(in, *opts.records);
+    } catch (const base::Error&) {
+      return "not in the cache";  // the records are an aid; a damaged one must not fail the build
+    }
   }
 
   void solve_one(int v) {
@@ -72,12 +101,14 @@ struct Run {
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     };
     const auto& vx = def.vertices[v];
-    keys[v] = key_of(v);
     emit({Event::Kind::Start, v, {}, 0});
-    bool is_source = std::holds_alternative<graph::SourceOp>(vx.op);
-    if (!no_cache || is_source) {
+    keys[v] = key_of(v);
+    const bool is_source = std::holds_alternative<graph::SourceOp>(vx.op);
+    const bool use_cache = !opts.no_cache || is_source;
+    if (use_cache) {
       if (auto hit = exec.lookup(vx, keys[v])) {
         results[v] = std::move(*hit);
+        solved[v] = true;
         emit({Event::Kind::Cached, v, {}, secs()});
         return;
       }
@@ -92,10 +123,24 @@ struct Run {
     }
     if (theirs.valid()) {
       results[v] = theirs.get();  // rethrows the first run's failure
+      solved[v] = true;
       emit({Event::Kind::Cached, v, {}, secs()});
       return;
     }
     try {
+      // Another process on the same root may be running this very key: wait for it,
+      // then take its result from the cache instead of running the step again.
+      cache::KeyLocks::Held hold = exec.lock_key(keys[v]);
+      if (use_cache) {
+        if (auto hit = exec.lookup(vx, keys[v])) {
+          results[v] = std::move(*hit);
+          promise.set_value(results[v]);
+          solved[v] = true;
+          emit({Event::Kind::Cached, v, {}, secs()});
+          return;
+        }
+      }
+      emit({Event::Kind::Miss, v, why_miss(v), 0});
       std::vector<ops::Result> inputs;
       for (int in : vx.inputs) inputs.push_back(results[in]);
       results[v] = exec.execute(vx, inputs, keys[v], [&](std::string_view s) {
@@ -106,7 +151,21 @@ struct Run {
       promise.set_exception(std::current_exception());
       throw;
     }
+    solved[v] = true;
     emit({Event::Kind::Done, v, {}, secs()});
+  }
+
+  /// Records what every solved vertex was made of, for the next build's explanations.
+  void save_records() {
+    if (!opts.records) return;
+    std::vector<StepRecord> done;
+    for (size_t v = 0; v < records.size(); ++v)
+      if (solved[v] && !records[v].step_id.empty()) done.push_back(std::move(records[v]));
+    try {
+      opts.records->save(done);
+    } catch (const base::Error&) {
+      // Losing records loses explanations, not results.
+    }
   }
 
   void fail(int v, std::exception_ptr ep, double secs) {
@@ -150,7 +209,7 @@ struct Run {
 
 ops::Result Solver::build(const graph::Definition& def, const ProgressFn& progress) {
   graph::validate(def);
-  Run run(def, executor_, progress, options_.no_cache);
+  Run run(def, executor_, progress, options_);
   // Only what the result depends on is solved: unused stages are never touched.
   std::vector<int> stack{def.result};
   while (!stack.empty()) {
@@ -169,10 +228,10 @@ ops::Result Solver::build(const graph::Definition& def, const ProgressFn& progre
     for (int in : def.vertices[v].inputs) run.dependents[in].push_back(v);
     if (def.vertices[v].inputs.empty()) ready.push_back(v);
   }
-  int par = options_.parallelism > 0 ? options_.parallelism
-                                     : static_cast<int>(std::max(2u, std::thread::hardware_concurrency()));
-  // Steps mostly wait on sandboxed processes, so allow more workers than cores.
-  const int workers = std::max(par, 2) * 2;
+  // One worker per step that may run at once: a worker stays with its step while the
+  // step's process runs or while it waits for another build running the same key.
+  int needed_count = static_cast<int>(std::count(run.needed.begin(), run.needed.end(), true));
+  const int workers = options_.parallelism > 0 ? options_.parallelism : std::clamp(needed_count, 2, kMaxWorkers);
   tbb::global_control allow(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(workers));
   tbb::task_arena arena(workers);
   arena.execute([&] {
@@ -180,6 +239,7 @@ ops::Result Solver::build(const graph::Definition& def, const ProgressFn& progre
     for (int v : ready) run.schedule(tg, v);
     tg.wait();
   });
+  run.save_records();
   if (run.first_error) std::rethrow_exception(run.first_error);
   return run.results[def.result];
 }

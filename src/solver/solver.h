@@ -5,8 +5,11 @@
 #pragma once
 
 #include <functional>
+#include <set>
 #include <string>
+#include <vector>
 
+#include "solver/explain.h"
 #include "solver/graph/ops.h"
 #include "solver/ops/executor.h"
 
@@ -14,20 +17,33 @@ namespace builder::solver {
 
 inline constexpr const char* kCacheKeyVersion = "builder-cache-key-v1";
 
-/// One progress event. Events of one vertex arrive in order: Start, Log*, then
-/// Cached or Done or Error.
+/// One progress event. Events of one vertex arrive in order: Start, then either Cached,
+/// or Miss, Log*, and Done or Error. (Error may also follow Start directly, when the
+/// cache key itself cannot be computed.)
 struct Event {
-  enum class Kind { Start, Log, Cached, Done, Error };
+  enum class Kind { Start, Log, Cached, Miss, Done, Error };
   Kind kind;
   int vertex = -1;
-  std::string text;      ///< Log: output bytes; Error: message
-  double seconds = 0.0;  ///< Done/Error: duration
+  /// Log: output bytes; Miss: why the step runs, one line of plain text ("file
+  /// \"app.py\" changed", "--no-cache"); Error: message.
+  std::string text;
+  double seconds = 0.0;  ///< Cached/Done/Error: duration
 };
 using ProgressFn = std::function<void(const Event&)>;
 
 struct SolveOptions {
   bool no_cache = false;
-  int parallelism = 0;  ///< 0 = number of cores
+  /// How many steps run at once; 0 = as many as are ready (steps mostly wait on their
+  /// processes, so the default does not stop at the number of cores).
+  int parallelism = 0;
+  /// Explaining misses: a stable id per vertex (same instruction of the same Dockerfile
+  /// and stage across builds; empty strings or an empty vector: not explained), the
+  /// vertices' progress names, and the names declared with ARG. Records are read from
+  /// and written to `records` (none: misses say only "not in the cache").
+  std::vector<std::string> step_ids;
+  std::vector<std::string> names;
+  std::set<std::string> build_args;
+  StepRecords* records = nullptr;
 };
 
 class Solver {

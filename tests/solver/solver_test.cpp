@@ -1,10 +1,13 @@
 #include <atomic>
+#include <set>
 #include <chrono>
 #include <map>
 #include <mutex>
 #include <thread>
 
 #include "base/error.h"
+#include "base/temp_dir.h"
+#include "cache/db.h"
 #include "solver/solver.h"
 #include "test_util.h"
 
@@ -22,10 +25,20 @@ class FakeExecutor : public ops::Executor {
   int sleep_ms = 0;
   std::string fail_on;  // exec arg that fails
 
-  std::string content_key(const graph::Vertex& v) override {
+  std::map<std::string, std::string> files;  // path -> sum, listed for explanations
+  std::atomic<int> running{0}, peak{0};     // executions at once
+
+  std::string content_key(const graph::Vertex& v, std::vector<cache::FileSum>* listed) override {
     auto* s = std::get_if<graph::SourceOp>(&v.op);
-    return s && s->kind == graph::SourceOp::Kind::Local ? content : "";
+    if (!s || s->kind != graph::SourceOp::Kind::Local) return "";
+    std::string key = content;
+    for (const auto& [path, sum] : files) {
+      key += path + "=" + sum + ";";
+      if (listed) listed->push_back({path, sum});
+    }
+    return key;
   }
+  cache::KeyLocks::Held lock_key(const std::string&) override { return {}; }
   std::optional<ops::Result> lookup(const graph::Vertex&, const std::string& key) override {
     std::lock_guard lk(mu);
     auto it = cache.find(key);
@@ -35,7 +48,11 @@ class FakeExecutor : public ops::Executor {
   ops::Result execute(const graph::Vertex& v, const std::vector<ops::Result>& inputs, const std::string& key,
                       const ops::OutputFn& out) override {
     ++executions;
+    int now = ++running;
+    for (int p = peak.load(); now > p && !peak.compare_exchange_weak(p, now);) {
+    }
     if (sleep_ms) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+    --running;
     if (auto* e = std::get_if<graph::ExecOp>(&v.op)) {
       if (!e->args.empty() && e->args.back() == fail_on) throw base::Error("boom");
       out("ran " + e->args.back() + "\n");
@@ -81,7 +98,9 @@ TEST_CASE("solver: changed content re-runs the dependents; --no-cache runs every
   fx.content = "changed";
   solver::Solver(fx, {}).build(def, {});
   CHECK(fx.executions == 4);
-  solver::Solver(fx, {true, 0}).build(def, {});
+  solver::SolveOptions no_cache;
+  no_cache.no_cache = true;
+  solver::Solver(fx, no_cache).build(def, {});
   CHECK(fx.executions == 5);  // sources are still served from what is at hand
 }
 
@@ -106,7 +125,9 @@ TEST_CASE("solver: independent vertices run in parallel") {
   def.vertices.back().inputs = {1, 2, 3, 4};
   def.result = 5;
   std::atomic<int> running{0}, peak{0};
-  solver::Solver(fx, {false, 4}).build(def, [&](const solver::Event& e) {
+  solver::SolveOptions four;
+  four.parallelism = 4;
+  solver::Solver(fx, four).build(def, [&](const solver::Event& e) {
     if (e.kind == solver::Event::Kind::Start) peak = std::max(peak.load(), ++running);
     if (e.kind == solver::Event::Kind::Done) --running;
   });
@@ -127,4 +148,124 @@ TEST_CASE("solver: a failure names its vertex and stops the build") {
     CHECK(e.message() == "boom");
   }
   CHECK(fx.executions == 2);
+}
+
+TEST_CASE("solver: --parallelism bounds the steps that run at once; the default runs every ready step") {
+  graph::Definition def;
+  def.vertices = {src()};
+  for (int i = 0; i < 6; ++i) def.vertices.push_back(run("p" + std::to_string(i), 0));
+  def.vertices.push_back(run("join", 1));
+  def.vertices.back().inputs = {1, 2, 3, 4, 5, 6};
+  def.result = 7;
+  {
+    FakeExecutor fx;
+    fx.sleep_ms = 200;
+    solver::SolveOptions o;
+    o.parallelism = 2;
+    solver::Solver(fx, o).build(def, {});
+    CHECK(fx.executions == 8);
+    CHECK(fx.peak == 2);
+  }
+  {
+    FakeExecutor fx;
+    fx.sleep_ms = 200;
+    solver::Solver(fx, {}).build(def, {});
+    CHECK(fx.peak == 6);  // six ready steps on a two-core machine, all at once
+  }
+}
+
+namespace {
+
+/// Builds `def` with explanations kept in `db`; returns vertex -> miss reason.
+std::map<int, std::string> misses(FakeExecutor& fx, const graph::Definition& def, cache::Db& db, bool no_cache = false,
+                                  std::set<std::string> args = {}) {
+  solver::DbStepRecords records(db);
+  solver::SolveOptions o;
+  o.no_cache = no_cache;
+  o.records = &records;
+  o.build_args = std::move(args);
+  for (size_t i = 0; i < def.vertices.size(); ++i) {
+    o.step_ids.push_back("step" + std::to_string(i));
+    o.names.push_back("[" + std::to_string(i) + "] name");
+  }
+  std::map<int, std::string> out;
+  solver::Solver(fx, o).build(def, [&](const solver::Event& e) {
+    if (e.kind == solver::Event::Kind::Miss) out[e.vertex] = e.text;
+  });
+  return out;
+}
+
+graph::Vertex run_env(const std::string& cmd, int input, std::vector<std::string> env) {
+  auto v = run(cmd, input);
+  std::get<graph::ExecOp>(v.op).env = std::move(env);
+  return v;
+}
+
+graph::Vertex image_src(const std::string& digest) {
+  graph::SourceOp s;
+  s.kind = graph::SourceOp::Kind::Image;
+  s.ref = "docker.io/library/busybox:latest";
+  s.digest = digest;
+  return {s, {}};
+}
+
+}  // namespace
+
+TEST_CASE("solver: every miss says why") {
+  base::TempDir tmp("/tmp", "solver-explain-");
+  cache::Db db(tmp.path() + "/metadata.db");
+  FakeExecutor fx;
+  fx.files = {{"a.txt", "1"}, {"b.txt", "1"}};
+  graph::Definition def;
+  // 0 context, 1 base image, 2 RUN on the image with env, 3 COPY-like step reading the
+  // context (an exec with two inputs stands in for it), 4 RUN after it.
+  def.vertices = {src(), image_src("sha256:aaa"), run_env("setup", 1, {"PATH=/bin", "VERSION=1"}), run("copy", 2),
+                  run("make", 3)};
+  def.vertices[3].inputs = {2, 0};
+  def.result = 4;
+
+  auto m = misses(fx, def, db);
+  CHECK(m[2] == "no earlier result for this step");
+  CHECK(m[4] == "no earlier result for this step");
+
+  CHECK(misses(fx, def, db, false, {"VERSION"}).empty());  // all cached: nothing to explain
+
+  // A file the step reads changes: the copy names it, the step after names the copy.
+  fx.files["b.txt"] = "2";
+  m = misses(fx, def, db);
+  CHECK(m.count(2) == 0);
+  CHECK(m[3] == "file \"b.txt\" changed");
+  CHECK(m[4] == "input step re-ran: [3] name");
+
+  fx.files["c.txt"] = "1";
+  fx.files.erase("a.txt");
+  m = misses(fx, def, db);
+  CHECK(m[3] == "file \"c.txt\" added; file \"a.txt\" removed");
+
+  // A build arg (declared with ARG) and an ENV value.
+  std::get<graph::ExecOp>(def.vertices[2].op).env = {"PATH=/bin", "VERSION=2"};
+  m = misses(fx, def, db, false, {"VERSION"});
+  CHECK(m[2] == "build arg VERSION changed");
+  CHECK(m[3] == "input step re-ran: [2] name");
+  std::get<graph::ExecOp>(def.vertices[2].op).env = {"PATH=/usr/bin", "VERSION=2"};
+  m = misses(fx, def, db, false, {"VERSION"});
+  CHECK(m[2] == "ENV PATH changed");
+
+  // The base image moves to another digest.
+  def.vertices[1] = image_src("sha256:bbb");
+  m = misses(fx, def, db, false, {"VERSION"});
+  CHECK(m[1] == "base image docker.io/library/busybox:latest moved to sha256:bbb (was sha256:aaa)");
+  CHECK(m[2] == "base image docker.io/library/busybox:latest moved to sha256:bbb (was sha256:aaa)");
+
+  // --no-cache says so; a result that was removed from the cache says so.
+  m = misses(fx, def, db, true, {"VERSION"});
+  CHECK(m[2] == "--no-cache");
+  fx.cache.clear();
+  m = misses(fx, def, db, false, {"VERSION"});
+  CHECK(m[4] == "its earlier result is no longer in the cache (pruned)");
+
+  // Going back to an earlier variant compares with the most recently used one.
+  std::get<graph::ExecOp>(def.vertices[4].op).args.back() = "make all";
+  m = misses(fx, def, db, false, {"VERSION"});
+  CHECK(m[4] == "the command changed");
 }

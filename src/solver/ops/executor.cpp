@@ -33,7 +33,14 @@ std::vector<std::string> layer_paths_top_first(cache::Store& store, const Result
 
 LocalExecutor::LocalExecutor(cache::Store& store, image::ImageStore& images,
                              std::map<std::string, std::string> locals)
-    : store_(store), images_(images), locals_(std::move(locals)) {}
+    : store_(store), images_(images), locals_(std::move(locals)), memo_(store.root() + "/checksum-memo"),
+      key_locks_(store.root() + "/locks") {}
+
+LocalExecutor::~LocalExecutor() { memo_.save(); }
+
+cache::KeyLocks::Held LocalExecutor::lock_key(const std::string& key) {
+  return key_locks_.acquire(key, [] { return exec::cancelled(); });
+}
 
 std::string LocalExecutor::local_dir(const std::string& name) const {
   auto it = locals_.find(name);
@@ -41,12 +48,12 @@ std::string LocalExecutor::local_dir(const std::string& name) const {
   return it->second;
 }
 
-std::string LocalExecutor::content_key(const graph::Vertex& v) {
+std::string LocalExecutor::content_key(const graph::Vertex& v, std::vector<cache::FileSum>* files) {
   // What a file op writes depends on this code as well as on the op and its inputs.
   if (std::holds_alternative<graph::FileOp>(v.op)) return kFileOpVersion;
   const auto* s = std::get_if<graph::SourceOp>(&v.op);
   if (!s || s->kind != graph::SourceOp::Kind::Local) return {};
-  return cache::checksum_paths(local_dir(s->local_name), s->include_patterns, s->exclude_patterns);
+  return cache::checksum_paths(local_dir(s->local_name), s->include_patterns, s->exclude_patterns, &memo_, files);
 }
 
 std::optional<Result> LocalExecutor::lookup(const graph::Vertex& v, const std::string& key) {

@@ -14,6 +14,8 @@
 
 #include "base/fd.h"
 #include "base/temp_dir.h"
+#include "cache/checksum.h"
+#include "cache/key_lock.h"
 #include "cache/store.h"
 #include "exec/sandbox.h"
 #include "image/layer.h"
@@ -30,8 +32,13 @@ class Executor {
  public:
   virtual ~Executor() = default;
   /// Key material beyond the op's encoding: a content checksum of the selected files
-  /// for local sources, the implementation's version for file ops; empty for others.
-  virtual std::string content_key(const graph::Vertex& v) = 0;
+  /// for local sources (each file's own sum listed in `files`, if given), the
+  /// implementation's version for file ops; empty for others.
+  virtual std::string content_key(const graph::Vertex& v, std::vector<cache::FileSum>* files = nullptr) = 0;
+  /// Single flight across processes: blocks while another process holds `key`, then
+  /// holds it until the returned lock is destroyed. Executors with no shared store
+  /// return an empty lock.
+  virtual cache::KeyLocks::Held lock_key(const std::string& key) = 0;
   /// The cached result for `key`, or nullopt (a miss is not an error). Results whose
   /// snapshots are gone are misses.
   virtual std::optional<Result> lookup(const graph::Vertex& v, const std::string& key) = 0;
@@ -51,7 +58,9 @@ class LocalExecutor : public Executor {
   /// `locals` maps local source names ("context") to host directories.
   LocalExecutor(cache::Store& store, image::ImageStore& images, std::map<std::string, std::string> locals);
 
-  std::string content_key(const graph::Vertex& v) override;
+  ~LocalExecutor() override;
+  std::string content_key(const graph::Vertex& v, std::vector<cache::FileSum>* files = nullptr) override;
+  cache::KeyLocks::Held lock_key(const std::string& key) override;
   std::optional<Result> lookup(const graph::Vertex& v, const std::string& key) override;
   Result execute(const graph::Vertex& v, const std::vector<Result>& inputs, const std::string& key,
                  const OutputFn& out) override;
@@ -84,6 +93,8 @@ class LocalExecutor : public Executor {
   cache::Store& store_;
   image::ImageStore& images_;
   std::map<std::string, std::string> locals_;
+  cache::ChecksumMemo memo_;  ///< context files' content hashes, saved on destruction
+  cache::KeyLocks key_locks_;
 };
 
 /// Host paths of a result's layers, top-most first (as overlayfs lowerdir wants).
