@@ -257,3 +257,80 @@ TEST_CASE("checksum: a missing directory is an error") {
   base::TempDir tmp("/tmp", "cache-ctx-");
   CHECK_THROWS_AS(cache::checksum_paths(tmp.path() + "/missing", {}, {}), base::Error);
 }
+
+namespace {
+
+/// Bytes this process has read with read(2) and friends (/proc/self/io rchar), before
+/// and after reading /proc/self/io itself (the printed count already includes that read).
+struct Rchar {
+  long long before, after;
+};
+Rchar bytes_read() {
+  std::string io = base::read_file("/proc/self/io");
+  auto at = io.find("rchar: ");
+  REQUIRE(at != std::string::npos);
+  long long printed = std::stoll(io.substr(at + 7));
+  return {printed - static_cast<long long>(io.size()), printed};
+}
+
+}  // namespace
+
+TEST_CASE("checksum: a memo skips reading unchanged files and never hides a change") {
+  Context c;
+  // Files written in the last two seconds are not remembered (one timestamp tick cannot
+  // tell two writes apart), so let the context age first.
+  ::sleep(3);
+  std::string memo_path = c.tmp.path() + "/memo";
+  std::string plain = c.sum({});
+  {
+    cache::ChecksumMemo memo(memo_path);
+    CHECK(cache::checksum_paths(c.dir, {}, {}, &memo) == plain);  // fills the memo
+    CHECK(memo.size() >= 8);
+    long long before = bytes_read().after;
+    CHECK(cache::checksum_paths(c.dir, {}, {}, &memo) == plain);
+    CHECK(bytes_read().before == before);  // no file content read again
+    memo.save();
+  }
+  // A new process (a new memo object) loads the saved memo and reads nothing either.
+  cache::ChecksumMemo memo(memo_path);
+  long long before = bytes_read().after;
+  CHECK(cache::checksum_paths(c.dir, {}, {}, &memo) == plain);
+  CHECK(bytes_read().before == before);
+
+  // Rewriting a file in place with the same size changes its ctime: re-read, new sum.
+  {
+    int fd = ::open(c.p("a.txt").c_str(), O_WRONLY | O_TRUNC);
+    REQUIRE(fd >= 0);
+    REQUIRE(::write(fd, "Z", 1) == 1);
+    ::close(fd);
+  }
+  std::string changed = cache::checksum_paths(c.dir, {}, {}, &memo);
+  CHECK(changed != plain);
+  CHECK(changed == c.sum({}));
+  // So does a mode change, which touches nothing but the inode.
+  REQUIRE(::chmod(c.p("b.txt").c_str(), 0600) == 0);
+  CHECK(cache::checksum_paths(c.dir, {}, {}, &memo) == c.sum({}));
+
+  // A damaged memo file is an empty memo, not an error.
+  test::write(memo_path, "not a memo");
+  cache::ChecksumMemo damaged(memo_path);
+  CHECK(damaged.size() == 0);
+  CHECK(cache::checksum_paths(c.dir, {}, {}, &damaged) == c.sum({}));
+}
+
+TEST_CASE("checksum: lists each selected entry with its own sum") {
+  Context c;
+  std::vector<cache::FileSum> files;
+  cache::checksum_paths(c.dir, {"src", "a.txt"}, {}, nullptr, &files);
+  std::vector<std::string> paths;
+  for (const auto& f : files) paths.push_back(f.path);
+  CHECK(paths == std::vector<std::string>{"src/deep", "src/deep/x.txt", "src/main.c", "a.txt"});
+  std::string sum_x = files[1].sum;
+  test::write(c.p("src/deep/x.txt"), "changed");
+  std::vector<cache::FileSum> again;
+  cache::checksum_paths(c.dir, {"src", "a.txt"}, {}, nullptr, &again);
+  REQUIRE(again.size() == files.size());
+  CHECK(again[1].sum != sum_x);
+  CHECK(again[0].sum == files[0].sum);
+  CHECK(again[3].sum == files[3].sum);
+}
