@@ -214,11 +214,22 @@ class Copier {
       return;
     }
     make_pending();
-    auto t = dst_.lookup(dst_rel);
     std::string h = dst_.host(dst_rel);
-    if (t && S_ISDIR(t->st.st_mode))
-      throw base::Error("COPY failed: cannot replace to directory /" + dst_rel + " with file");
-    dst_.prepare_entry(dst_rel);
+    if (created_.count(parent_of(dst_rel))) {
+      // A directory this copy created hides everything below it: only the upper layer
+      // can hold `dst_rel` (an earlier source of this copy wrote it), no merged lookup.
+      struct stat ts;
+      if (::lstat(h.c_str(), &ts) == 0) {
+        if (S_ISDIR(ts.st_mode))
+          throw base::Error("COPY failed: cannot replace to directory /" + dst_rel + " with file");
+        base::remove_all(h);
+      }
+    } else {
+      auto t = dst_.lookup(dst_rel);
+      if (t && S_ISDIR(t->st.st_mode))
+        throw base::Error("COPY failed: cannot replace to directory /" + dst_rel + " with file");
+      dst_.prepare_entry(dst_rel);
+    }
     switch (st.st_mode & S_IFMT) {
       case S_IFREG: {
         if (st.st_nlink > 1) {
