@@ -19,6 +19,7 @@
 #include "cmd_check.h"
 #include "frontend/lower.h"
 #include "frontend/parse.h"
+#include "history_recorder.h"
 #include "interrupt.h"
 #include "image/archive.h"
 #include "image/store.h"
@@ -232,14 +233,12 @@ std::vector<std::string> step_ids(const frontend::LowerResult& lowered, const st
     if (info.range.valid())
       for (int l = info.range.start_line; l <= std::max(info.range.start_line, info.range.end_line); ++l)
         if (l >= 1 && l <= static_cast<int>(lines.size())) text += lines[static_cast<size_t>(l - 1)] + "\n";
-    // The progress name without its "[stage n/m] " prefix tells apart the vertices of
-    // one instruction (its context source, its copy) and does not move with step numbers.
-    std::string name = info.name;
-    if (!name.empty() && name[0] == '[') {
-      auto close = name.find("] ");
-      if (close != std::string::npos) name = name.substr(close + 2);
-    }
-    std::string base = context + '\0' + dockerfile + '\0' + info.stage + '\0' + text + '\0' + name;
+    // The op's kind tells apart the vertices of one instruction (its context source,
+    // its copy); the progress name would not do, as it shows expanded arguments.
+    const auto& op = lowered.definition.vertices[ids.size()].op;
+    std::string kind = std::to_string(op.index());
+    if (const auto* src = std::get_if<graph::SourceOp>(&op)) kind += "." + std::to_string(static_cast<int>(src->kind));
+    std::string base = context + '\0' + dockerfile + '\0' + info.stage + '\0' + text + '\0' + kind;
     int ordinal = seen[base]++;
     ids.push_back(base::sha256_hex(base + '\0' + std::to_string(ordinal)));
   }
@@ -257,6 +256,9 @@ bool is_predefined_arg(const std::string& k) {
 int run_build(const std::string& root, const BuildOptions& o) {
   ProgressMode mode = resolve_progress_mode(o.quiet ? ProgressMode::Quiet : parse_progress_mode(o.progress));
   bool quiet = mode == ProgressMode::Quiet;
+  // rawjson keeps stderr to one JSON object per line: the notes for people (warnings,
+  // naming, build checks) are left out of it; errors still end the stream as text.
+  const bool notes = !quiet && mode != ProgressMode::RawJson;
   const CallSpec call = parse_call(o.check ? "check" : o.call);
 
   std::vector<OutputSpec> outputs;
@@ -320,6 +322,7 @@ int run_build(const std::string& root, const BuildOptions& o) {
   frontend::LowerResult lowered;
   std::vector<frontend::LintFinding> findings;  // build checks, printed at the end
   StepLog logs(kErrorLogLines);
+  std::optional<HistoryRecorder> recorder;  // `builder history`: from here to the end
   try {
     // The parser's warnings (empty continuation lines) come back as build checks.
     auto file = frontend::parse(source, display);
@@ -346,9 +349,12 @@ int run_build(const std::string& root, const BuildOptions& o) {
     lo.lint = &findings;
     StoreResolver resolver(images);
     if (call.name != "build") return run_call(call, file, source, display, lo, resolver, quiet);
+    recorder.emplace(store, HistoryRecorder::Info{stdin_context ? "-" : context, dockerfile.empty() ? "-" : dockerfile,
+                                                  o.target, tags});
     lowered = frontend::lower(file, lo, resolver);
     source_map = &lowered.source_map;
-    if (!quiet) {
+    recorder->name_steps(lowered.source_map);
+    if (notes) {
       for (const auto& w : lowered.warnings) std::fprintf(stderr, "WARNING: %s\n", w.c_str());
       if (!unused.empty())
         std::fprintf(stderr, "[Warning] One or more build-args [%s] were not consumed\n",
@@ -368,9 +374,10 @@ int run_build(const std::string& root, const BuildOptions& o) {
     auto progress = make_progress(mode, lowered.definition, lowered.source_map);
     ops::Result result;
     try {
-      result = solver.build(lowered.definition, [&progress, &logs](const solver::Event& ev) {
+      result = solver.build(lowered.definition, [&progress, &logs, &recorder](const solver::Event& ev) {
         logs(ev);
         (*progress)(ev);
+        (*recorder)(ev);
       });
     } catch (...) {
       progress->finish();
@@ -400,7 +407,8 @@ int run_build(const std::string& root, const BuildOptions& o) {
         executor.export_local(result, out.dest);
       }
     }
-    if (!quiet) {
+    recorder->completed(exported.config.str());
+    if (notes) {
       for (const auto& t : tags) std::fprintf(stderr, "naming to %s done\n", t.c_str());
       print_lint_summary(findings, display);
       std::fflush(stderr);
@@ -410,11 +418,13 @@ int run_build(const std::string& root, const BuildOptions& o) {
     return 0;
   } catch (const base::Error& e) {
     if (int sig = interrupt.signal()) {
+      if (recorder) recorder->interrupted(std::string("interrupted by SIG") + sigabbrev_np(sig));
       // What failed is the consequence (a killed step); the cause is the signal.
       std::fprintf(stderr, "ERROR: build interrupted by SIG%s; nothing was tagged\n", sigabbrev_np(sig));
       return 128 + sig;
     }
-    if (!quiet) print_lint_summary(findings, display);
+    if (recorder) recorder->failed(e.what());
+    if (notes) print_lint_summary(findings, display);
     report_build_error(e, source, display, source_map, logs);
     return 1;
   }
@@ -437,7 +447,7 @@ void add_build_command(CLI::App& app, Context& ctx) {
   cmd->add_option("--parallelism", o->parallelism, "Steps that may run at once (default: every ready step)")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("-q,--quiet", o->quiet, "Print only the image ID (same as --progress quiet)");
-  cmd->add_option("--progress", o->progress, "Progress output: auto, tty, plain, quiet");
+  cmd->add_option("--progress", o->progress, "Progress output: auto, tty, plain, rawjson (JSON lines), quiet");
   cmd->add_option("-o,--output", o->outputs, "Output: type=image|oci|docker|local,dest=PATH")->allow_extra_args(false);
   cmd->add_option("--call", o->call, "Evaluate instead of building: build, check, outline, targets[,format=json]");
   cmd->add_flag("--check", o->check, "Shorthand for --call=check: run the build checks, build nothing");

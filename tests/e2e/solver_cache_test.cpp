@@ -67,7 +67,9 @@ TEST_CASE("e2e cache: unrelated changes stay cached, related ones re-run, and ev
     CHECK_MESSAGE(r.status == 0, r.describe());
     return steps_of(r);
   };
-  const std::string kVersion = "RUN echo \"version $VERSION\" > /version";
+  // Progress names show arguments expanded, as BuildKit's do.
+  const std::string kVersion = "RUN echo \"version 1\" > /version";
+  const std::string kVersion2 = "RUN echo \"version 2\" > /version";
   const std::string kCopyApp = "COPY app/ /app/";
   const std::string kCat = "RUN cat /app/main.txt /version > /out";
   const std::string kNotes = "COPY notes.txt /notes.txt";
@@ -99,12 +101,12 @@ TEST_CASE("e2e cache: unrelated changes stay cached, related ones re-run, and ev
 
   // A build arg.
   s = build({"--build-arg", "VERSION=2"});
-  CHECK_MESSAGE(s[kVersion] == "build arg VERSION changed", s.log);
-  CHECK_MESSAGE(s[kCopyApp] == "input step re-ran: [2/5] RUN echo \"version $VERSION\" > /version", s.log);
+  CHECK_MESSAGE(s[kVersion2] == "build arg VERSION changed", s.log);
+  CHECK_MESSAGE(s[kCopyApp] == "input step re-ran: [2/5] " + kVersion2, s.log);
 
   // --no-cache.
   s = build({"--build-arg", "VERSION=2", "--no-cache"});
-  CHECK_MESSAGE(s[kVersion] == "--no-cache", s.log);
+  CHECK_MESSAGE(s[kVersion2] == "--no-cache", s.log);
   CHECK_MESSAGE(s[kNotes] == "--no-cache", s.log);
 
   Result run = root.builder({"run", "--rm", "explain"});
@@ -129,8 +131,8 @@ TEST_CASE("e2e cache: a base image that moves to another digest is named as the 
   REQUIRE_MESSAGE(imp.status == 0, imp.describe());
 
   Steps s = steps_of(root.builder({"build", "--progress=plain", "-t", "explain", ctx.string()}));
-  const std::string& why = s["RUN echo \"version $VERSION\" > /version"];
-  CHECK_MESSAGE(why.rfind("base image docker.io/library/busybox:latest moved to sha256:", 0) == 0, s.log);
+  const std::string& why = s["RUN echo \"version 1\" > /version"];
+  CHECK_MESSAGE(why.rfind("base image busybox:latest moved to sha256:", 0) == 0, s.log);
   CHECK_MESSAGE(why.find("(was sha256:") != std::string::npos, s.log);
   root.check_no_mounts();
 }
