@@ -29,6 +29,14 @@ bool is_id(std::string_view s) {
   return true;
 }
 
+bool is_hex64(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
 const std::string& checked_id(const std::string& id) {
   if (!is_id(id)) throw base::Error("invalid snapshot id `" + id + "`");
   return id;
@@ -281,10 +289,42 @@ void Snapshots::repair() {
       std::string t = move_to_trash(base, base + "/" + name);
       if (!t.empty()) trash.push_back(std::move(t));
     }
+    std::set<std::string> gone;
     for (const auto& id : rows) {
       if (dirs.count(id)) continue;
       base::log_debug("snapshots: repair drops row of missing snapshot `" + id + "`");
       db_.exec("DELETE FROM snapshots WHERE id=?1", {id});
+      gone.insert(id);
+    }
+    // A layer is only meaningful on top of its parent: a snapshot whose parent is gone
+    // goes too, down the chain. (Commits check the parent in the same transaction, and
+    // GC removes children first, so only a damaged root gets here.)
+    for (bool more = !gone.empty(); more;) {
+      more = false;
+      for (const auto& r : db_.query("SELECT id, parent FROM snapshots WHERE parent IS NOT NULL AND parent != ''")) {
+        std::string id = opt(r[0]), parent = opt(r[1]);
+        if (!gone.count(parent) && rows.count(parent)) continue;
+        base::log_debug("snapshots: repair drops snapshot `" + id + "`, whose parent `" + parent + "` is gone");
+        db_.exec("DELETE FROM snapshots WHERE id=?1", {id});
+        std::string t = move_to_trash(base, base + "/" + id);
+        if (!t.empty()) trash.push_back(std::move(t));
+        gone.insert(id);
+        more = true;
+      }
+    }
+    // The recorded layer blob is only a memo (exporters write it again when it is
+    // missing), but a row must not name a blob that is not there.
+    for (const auto& r : db_.query("SELECT id, blob_digest FROM snapshots WHERE blob_digest IS NOT NULL AND blob_digest != ''")) {
+      std::string digest = opt(r[1]);
+      auto colon = digest.find(':');
+      std::string hex = colon == std::string::npos ? std::string() : digest.substr(colon + 1);
+      struct stat st;
+      bool ok = digest.rfind("sha256:", 0) == 0 && is_hex64(hex) &&
+                ::stat((root_ + "/content/blobs/sha256/" + hex).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+      if (ok) continue;
+      base::log_debug("snapshots: repair forgets missing layer blob " + digest + " of `" + opt(r[0]) + "`");
+      db_.exec("UPDATE snapshots SET diff_id=NULL, blob_digest=NULL, blob_size=NULL, media_type=NULL WHERE id=?1",
+               {opt(r[0])});
     }
   });
   empty_trash(trash);

@@ -20,6 +20,8 @@ void add_build_command(CLI::App& app, Context& ctx);
 void add_image_commands(CLI::App& app, Context& ctx);  // images load save import tag rmi inspect
 void add_run_command(CLI::App& app, Context& ctx);
 void add_debug_command(CLI::App& app, Context& ctx);
+void add_prune_commands(CLI::App& app, Context& ctx);  // du prune
+void add_history_command(CLI::App& app, Context& ctx);  // history ls|inspect|logs
 
 /// "builder: error: <msg>" on stderr.
 void print_error(const std::string& msg);

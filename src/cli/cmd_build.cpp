@@ -17,6 +17,7 @@
 #include "cache/store.h"
 #include "cli.h"
 #include "cmd_check.h"
+#include "cmd_prune.h"
 #include "frontend/lower.h"
 #include "frontend/parse.h"
 #include "history_recorder.h"
@@ -311,6 +312,11 @@ int run_build(const std::string& root, const BuildOptions& o) {
   InterruptGuard interrupt;
   cache::Store store(root);
   image::ImageStore images(store);
+  // The root's automatic GC runs when the build ends, successful or not (declared
+  // before the executor, so the build's lease is gone by then).
+  std::optional<GcAfterBuild> gc_after;
+  if (call.name == "build")
+    gc_after.emplace(store, mode == ProgressMode::Plain, [&interrupt] { return interrupt.signal() != 0; });
   // The empty context of `builder build -`, in the store's scratch space so that a
   // killed build's copy is repaired away.
   std::optional<base::TempDir> empty_context;

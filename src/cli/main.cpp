@@ -62,9 +62,11 @@ int main(int argc, char** argv) {
       };
     });
     cli::add_build_command(app, ctx);
+    cli::add_history_command(app, ctx);
     cli::add_image_commands(app, ctx);
     cli::add_run_command(app, ctx);
     cli::add_debug_command(app, ctx);
+    cli::add_prune_commands(app, ctx);
 
     try {
       app.parse(argc, argv);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "progress_json.h"
 #include "progress_plain.h"
 #include "progress_tty.h"
 
@@ -13,8 +14,9 @@ ProgressMode parse_progress_mode(const std::string& s) {
   if (s == "auto") return ProgressMode::Auto;
   if (s == "tty") return ProgressMode::Tty;
   if (s == "plain") return ProgressMode::Plain;
+  if (s == "rawjson") return ProgressMode::RawJson;
   if (s == "quiet") return ProgressMode::Quiet;
-  throw base::Error("unknown progress mode `" + s + "` (expected auto, tty, plain or quiet)");
+  throw base::Error("unknown progress mode `" + s + "` (expected auto, tty, plain, rawjson or quiet)");
 }
 
 ProgressMode resolve_progress_mode(ProgressMode mode) {
@@ -27,6 +29,8 @@ std::unique_ptr<Progress> make_progress(ProgressMode mode, const graph::Definiti
   switch (mode) {
     case ProgressMode::Tty:
       return std::make_unique<TtyProgress>(def, source_map, TtyProgress::Options::for_stderr());
+    case ProgressMode::RawJson:
+      return std::make_unique<JsonProgress>(def, source_map);
     case ProgressMode::Quiet:
       return std::make_unique<PlainProgress>(source_map, true);
     case ProgressMode::Auto:

@@ -1,5 +1,5 @@
 // cli/progress.h — how a build shows its progress on stderr: the mode the user picked
-// (--progress auto|tty|plain|quiet) and the renderer interface cmd_build feeds the
+// (--progress auto|tty|plain|rawjson|quiet) and the renderer interface cmd_build feeds the
 // solver's events into. Knows events, the Definition and the SourceMap only.
 #pragma once
 
@@ -11,9 +11,9 @@
 
 namespace builder::cli {
 
-enum class ProgressMode { Auto, Tty, Plain, Quiet };
+enum class ProgressMode { Auto, Tty, Plain, RawJson, Quiet };
 
-/// Parses "auto|tty|plain|quiet"; throws base::Error naming an unknown mode.
+/// Parses "auto|tty|plain|rawjson|quiet"; throws base::Error naming an unknown mode.
 ProgressMode parse_progress_mode(const std::string& s);
 
 /// Auto becomes Tty when stderr is a terminal and Plain otherwise; an explicit mode is

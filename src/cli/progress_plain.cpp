@@ -47,6 +47,10 @@ void PlainProgress::operator()(const solver::Event& ev) {
     case solver::Event::Kind::Cached:
       std::fprintf(stderr, "#%d CACHED\n\n", n);
       break;
+    case solver::Event::Kind::Miss:
+      // Why the step runs, before anything it prints.
+      std::fprintf(stderr, "#%d cache miss: %s\n", n, ev.text.c_str());
+      break;
     case solver::Event::Kind::Done:
       if (auto it = partial_.find(ev.vertex); it != partial_.end() && !it->second.empty()) {
         write_line(ev.vertex, n, it->second);

@@ -113,7 +113,7 @@ TtyProgress::~TtyProgress() {
 
 TtyProgress::Step& TtyProgress::step_of(int vertex) {
   auto [it, added] = index_.emplace(vertex, steps_.size());
-  if (added) steps_.push_back(Step{vertex, State::Running, Clock::now(), 0.0});
+  if (added) steps_.push_back(Step{vertex, State::Running, Clock::now(), 0.0, {}});
   return steps_[it->second];
 }
 
@@ -126,6 +126,9 @@ void TtyProgress::operator()(const solver::Event& ev) {
       step.started = Clock::now();
       break;
     case solver::Event::Kind::Log:
+      break;
+    case solver::Event::Kind::Miss:
+      step.reason = ev.text;
       break;
     case solver::Event::Kind::Cached:
       step.state = State::Cached;
@@ -191,13 +194,22 @@ std::vector<std::string> TtyProgress::frame(bool final, Clock::time_point now) c
     if (s.state == State::Cached) label += "CACHED ";
     if (s.state == State::Error) label += "ERROR ";
     label += printable(vertex_name(source_map_, s.vertex));  // a heredoc RUN has newlines
+    const size_t name_end = label.size();
+    // A step that ran says why, dimmed; a cached one has nothing to explain.
+    if (!s.reason.empty() && s.state != State::Cached) label += " (" + printable(s.reason) + ")";
     double secs = s.state == State::Running ? std::chrono::duration<double>(now - s.started).count() : s.seconds;
     std::string timer = seconds_text(secs);
     int room = width - static_cast<int>(timer.size()) - 1;
     label = cut(label, room);
     std::string line = label + std::string(std::max(room - columns(label), 0) + 1, ' ') + timer;
     const char* color = s.state == State::Error ? kRed : s.state == State::Running ? nullptr : kBlue;
-    block.push_back(paint(color, cut(line, width)));
+    if (options_.color && label.size() > name_end && columns(line) <= width) {
+      std::string pad(static_cast<size_t>(std::max(room - columns(label), 0) + 1), ' ');
+      block.push_back(paint(color, label.substr(0, name_end)) + paint(kDim, label.substr(name_end)) +
+                      paint(color, pad + timer));
+    } else {
+      block.push_back(paint(color, cut(line, width)));
+    }
     bool show_output = s.state == State::Error || (s.state == State::Running && !final);
     if (show_output)
       for (const auto& l : logs_.tail(s.vertex, kLogLines))

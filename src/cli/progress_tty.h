@@ -51,6 +51,7 @@ class TtyProgress : public Progress {
     State state = State::Running;
     Clock::time_point started;
     double seconds = 0.0;  ///< once finished: as the solver measured it
+    std::string reason;    ///< why it runs (a cache miss), shown dimmed beside its name
   };
 
   void tick();

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "base/error.h"
 #include "base/time.h"
@@ -106,8 +107,19 @@ int run_container(cache::Store& store, image::ImageStore& images, const RunOptio
       } catch (...) {
       }
   });
-  base::make_dirs(base::path_join(dir, "upper"));
-  base::make_dirs(base::path_join(dir, "work"));
+  // Made whole under a scratch name (repair removes it if we die first) and renamed into
+  // place, so every containers/<id>/ has its record. The record names this process: a
+  // later store open finds a "running" container whose `builder run` was killed
+  // (cache::Store::repair) and removes it (--rm) or marks it exited.
+  std::string staging = store.scratch_dir() + "/container-" + std::to_string(::getpid()) + "-" + base::random_hex(6);
+  base::ScopeExit drop_staging([&] {
+    try {
+      if (base::path_exists(staging)) base::remove_all(staging);
+    } catch (...) {
+    }
+  });
+  base::make_dirs(base::path_join(staging, "upper"));
+  base::make_dirs(base::path_join(staging, "work"));
 
   base::Json record = base::Json::object();
   record["id"] = id;
@@ -116,8 +128,11 @@ int run_container(cache::Store& store, image::ImageStore& images, const RunOptio
   record["command"] = args;
   record["created"] = base::rfc3339_now();
   record["status"] = "created";
+  record["owner_pid"] = static_cast<int>(::getpid());
+  record["remove"] = opts.remove;
+  base::write_file_atomic(base::path_join(staging, "config.json"), record.dump(2) + "\n");
+  base::check_sys(::rename(staging.c_str(), dir.c_str()), "rename", dir);
   std::string record_path = base::path_join(dir, "config.json");
-  base::write_file_atomic(record_path, record.dump(2) + "\n");
 
   exec::RunSpec spec;
   for (auto it = snaps.rbegin(); it != snaps.rend(); ++it) spec.lower_dirs.push_back(cache::Snapshots::relative_fs(*it));

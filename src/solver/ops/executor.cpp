@@ -34,7 +34,7 @@ std::vector<std::string> layer_paths_top_first(cache::Store& store, const Result
 LocalExecutor::LocalExecutor(cache::Store& store, image::ImageStore& images,
                              std::map<std::string, std::string> locals)
     : store_(store), images_(images), locals_(std::move(locals)), memo_(store.root() + "/checksum-memo"),
-      key_locks_(store.root() + "/locks") {}
+      key_locks_(store.root() + "/locks"), lease_(store) {}
 
 LocalExecutor::~LocalExecutor() { memo_.save(); }
 
@@ -70,22 +70,32 @@ std::optional<Result> LocalExecutor::lookup(const graph::Vertex& v, const std::s
   } catch (const base::Error&) {
     return std::nullopt;
   }
-  for (const auto& id : r.layers)
-    if (!store_.snapshots().get(id)) return std::nullopt;
+  // Leased together with the check that the layers exist, so a concurrent prune can
+  // no longer take them; a layer already gone makes this a miss.
+  if (!lease_.add_snapshots(r.layers)) return std::nullopt;
   return r;
 }
 
 Result LocalExecutor::execute(const graph::Vertex& v, const std::vector<Result>& inputs, const std::string& key,
                               const OutputFn& out) {
-  Result r = std::visit(
-      [&](const auto& op) -> Result {
-        using T = std::decay_t<decltype(op)>;
-        if constexpr (std::is_same_v<T, graph::SourceOp>) return run_source(op);
-        else if constexpr (std::is_same_v<T, graph::ExecOp>) return run_exec(op, inputs, out);
-        else if constexpr (std::is_same_v<T, graph::MergeOp>) return run_merge(inputs);
-        else return run_file(op, inputs);
-      },
-      v.op);
+  auto run = [&] {
+    return std::visit(
+        [&](const auto& op) -> Result {
+          using T = std::decay_t<decltype(op)>;
+          if constexpr (std::is_same_v<T, graph::SourceOp>) return run_source(op);
+          else if constexpr (std::is_same_v<T, graph::ExecOp>) return run_exec(op, inputs, out);
+          else if constexpr (std::is_same_v<T, graph::MergeOp>) return run_merge(inputs);
+          else return run_file(op, inputs);
+        },
+        v.op);
+  };
+  Result r = run();
+  // Leased before it is recorded. New layers are covered by the lease already; an
+  // image's layers found unpacked may be pruned between unpack and here: unpack again.
+  for (int attempt = 0; r.local_dir.empty() && !lease_.add_snapshots(r.layers); ++attempt) {
+    if (attempt == 2) throw base::Error("the layers of this step keep being removed by a concurrent prune");
+    r = run();
+  }
   if (r.local_dir.empty()) store_.index().put(key, encode_result(r));
   return r;
 }
@@ -219,6 +229,7 @@ std::string LocalExecutor::cache_mount_dir(const graph::ExecMount& m, const std:
         throw base::SysError(errno, "flock", dir);
       }
     }
+    cache::note_cache_mount_use(lock.get());  // GC's last-used time for this cache
     held.locks.push_back(std::move(lock));
     std::string data = dir + "/data";
     if (!is_dir(data)) {
@@ -426,6 +437,10 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
   if (!spec.variant.empty()) config["variant"] = spec.variant;
   base::Digest manifest = images_.write_image(config, kept);
   image::Image img = images_.load(manifest);
+  // Kept from prune until the build ends: tagging comes after this returns.
+  std::vector<std::string> exported{manifest.str(), img.config_digest.str()};
+  for (const auto& l : img.layers) exported.push_back(l.digest.str());
+  lease_.add_blobs(exported);
   return ExportedImage{manifest, img.config_digest};
 }
 

@@ -16,6 +16,7 @@
 #include "base/temp_dir.h"
 #include "cache/checksum.h"
 #include "cache/key_lock.h"
+#include "cache/gc.h"
 #include "cache/store.h"
 #include "exec/sandbox.h"
 #include "image/layer.h"
@@ -95,6 +96,7 @@ class LocalExecutor : public Executor {
   std::map<std::string, std::string> locals_;
   cache::ChecksumMemo memo_;  ///< context files' content hashes, saved on destruction
   cache::KeyLocks key_locks_;
+  cache::Lease lease_;  ///< what this build looked up, made or exported: kept from prune/GC
 };
 
 /// Host paths of a result's layers, top-most first (as overlayfs lowerdir wants).

@@ -1,0 +1,169 @@
+// cache/gc.h — build cache garbage collection: disk usage records (`builder du`),
+// prune, the automatic GC policy of <root>/config.json, and leases that keep what a
+// running build uses. Knows the cache's own tables (snapshots, cache_index) and the
+// cache-mount directories; what images hold comes from the caller (ImageRefs), since
+// image formats live above cache/.
+//
+// Tables (created on first use; kGcSchemaVersion):
+//   leases(id TEXT PRIMARY KEY, pid INTEGER NOT NULL, created INTEGER NOT NULL)  -- unix ns
+//   lease_resources(lease TEXT NOT NULL, kind TEXT NOT NULL, ref TEXT NOT NULL,
+//                   PRIMARY KEY(lease, kind, ref))   -- kind: "snapshot" or "blob"
+//   cache_mount_sizes(path TEXT PRIMARY KEY, size INTEGER NOT NULL, stamp TEXT NOT NULL)
+//
+// What is build cache: snapshots (their bytes, plus their exported layer blob unless an
+// image holds it), cache-mount directories, and blobs nothing references. Image blobs
+// (manifests, configs, layers of tagged images) are not build cache: never counted,
+// never removed; an image whose snapshots were pruned is unpacked again on demand.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cache/store.h"
+
+namespace builder::cache {
+
+inline constexpr int kGcSchemaVersion = 1;
+
+// ---------------------------------------------------------------- leases
+
+/// Keeps snapshots and blobs from prune and GC in any process while it lives. A lease
+/// also covers every snapshot and blob written after it was taken (a step's result is
+/// committed before it can be named in the lease). A lease whose process died is void;
+/// prune, du and new leases delete such rows. Thread-safe. Throws base::Error on db errors.
+class Lease {
+ public:
+  explicit Lease(Store& store);
+  ~Lease();  ///< releases; never throws (logs)
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+
+  /// Leases `ids` if every one of them still exists, atomically with that check; false
+  /// (and nothing leased) when one is gone, e.g. a prune removed it first.
+  bool add_snapshots(const std::vector<std::string>& ids);
+  /// Leases blobs (digest strings) whether or not they exist.
+  void add_blobs(const std::vector<std::string>& digests);
+  const std::string& id() const { return id_; }
+
+ private:
+  Store& store_;
+  std::string id_;
+};
+
+/// Deletes leases (and their resources) whose process is dead. Returns how many.
+int remove_dead_leases(Store& store);
+
+/// A cache mount's lock file was just taken by a build: stamps its mtime, which is the
+/// mount's last-used time for GC and invalidates its remembered size.
+void note_cache_mount_use(int lock_fd);
+
+// ---------------------------------------------------------------- usage
+
+/// What tagged images hold, supplied by the caller (image/ knows the formats).
+struct ImageRefs {
+  std::set<std::string> blobs;                  ///< manifests, configs, layers: never pruned
+  std::vector<std::vector<std::string>> chains;  ///< each image's layer blob digests, bottom first
+};
+using ImageRefsFn = std::function<ImageRefs()>;
+
+enum class RecordKind { Snapshot, CacheMount, Blob };
+
+struct UsageRecord {
+  RecordKind kind = RecordKind::Snapshot;
+  std::string id;        ///< snapshot id, "<cache id hash>/<instance>", or blob digest
+  std::string parent;    ///< snapshots: the snapshot below, if any
+  int64_t size = 0;      ///< bytes; a snapshot includes its exported blob unless shared
+  bool shared = false;   ///< a tagged image uses this layer (prune without -a keeps it)
+  bool in_use = false;   ///< leased by a live build, or a cache mount locked now
+  int64_t created = 0;   ///< unix seconds
+  int64_t last_used = 0; ///< unix seconds (0 = never)
+  int usage_count = 0;   ///< snapshots: cache entries naming it
+  std::string description;
+};
+
+struct Usage {
+  std::vector<UsageRecord> records;  ///< least recently used first
+  int64_t shared = 0, private_bytes = 0, reclaimable = 0, total = 0;
+};
+
+/// Disk usage of the build cache. Also removes dead leases.
+Usage disk_usage(Store& store, const ImageRefsFn& images);
+
+// ---------------------------------------------------------------- prune
+
+struct PruneOptions {
+  /// false: keep cache entries whose layers a tagged image uses (its build steps and
+  /// its unpacked layers); true: all build cache. Leased items stay either way.
+  bool all = false;
+  /// Keep items used within this many nanoseconds (docker's --filter until=).
+  std::optional<int64_t> until_ns;
+  /// Stop once the cache is at most this many bytes (--keep-storage); nullopt: remove
+  /// every candidate.
+  std::optional<int64_t> target_bytes;
+};
+
+struct PruneReport {
+  std::vector<UsageRecord> removed;
+  int64_t reclaimed = 0;
+  int64_t total_before = 0, total_after = 0;
+};
+
+/// Removes cache entries, snapshots, cache-mount directories and unreferenced blobs in
+/// least-recently-used order (a layer before the layers below it), never one a
+/// remaining entry, an image or a live lease needs; shared bytes are counted once.
+/// Safe against concurrent builds and prunes. Throws base::Error.
+PruneReport prune(Store& store, const ImageRefsFn& images, const PruneOptions& opts);
+
+// ---------------------------------------------------------------- policy
+
+/// Bytes, or a percentage of the root's file system (capped at cap_bytes if non-zero).
+struct DiskSpace {
+  int64_t bytes = 0;
+  int percent = 0;
+  int64_t cap_bytes = 0;
+  bool set() const { return bytes > 0 || percent > 0; }
+  int64_t resolve(int64_t fs_total) const;
+};
+
+/// BuildKit-like: keepDuration, reservedSpace, maxUsedSpace, minFreeSpace.
+struct GcPolicy {
+  bool enabled = true;
+  int64_t keep_duration_ns = 0;  ///< 0: no age limit
+  DiskSpace reserved, max_used, min_free;
+};
+
+/// The defaults of a root without config.json (as BuildKit's): keep 60 days,
+/// reserve 10% (at most 10GB), use at most 80% (at most 100GB), keep 20% free.
+GcPolicy default_policy();
+/// Reads <root>/config.json's "gc" section over the defaults; no file: defaults.
+/// Throws base::Error naming the file and the key on a bad value or unknown key.
+GcPolicy load_policy(const std::string& root);
+/// Parses the JSON text of a config file (`path` only names it in errors).
+GcPolicy parse_policy(const std::string& text, const std::string& path);
+
+struct GcStats {
+  int64_t fs_total = 0, fs_free = 0;
+};
+/// The root's file system size and space available to it.
+GcStats fs_stats(const std::string& root);
+
+/// Applies `policy`: first items unused for longer than keepDuration (never going
+/// below reservedSpace), then least recently used items until the cache fits
+/// maxUsedSpace and the file system has minFreeSpace free (never below reservedSpace).
+/// Returns what went. `stats` overrides the file system's numbers (tests).
+PruneReport run_gc(Store& store, const ImageRefsFn& images, const GcPolicy& policy,
+                   std::optional<GcStats> stats = std::nullopt);
+
+// ---------------------------------------------------------------- parsing
+
+/// Docker's sizes (binary units, as `docker builder prune --keep-storage`): "1024",
+/// "10GB", "512MiB", "1.5g", "100 kb". Throws base::Error on anything else.
+int64_t parse_size(const std::string& text);
+/// Go durations: "24h", "90m", "1h30m", "1.5h", "300ms". Returns nanoseconds. Throws.
+int64_t parse_duration(const std::string& text);
+
+}  // namespace builder::cache
