@@ -95,7 +95,9 @@ BlobStore::Writer BlobStore::ingest() {
 base::Digest BlobStore::put(std::string_view data) {
   // Skip the write when the blob exists: blobs are immutable and named by content.
   base::Digest d = base::Digest::of(data);
-  if (has(d)) return d;
+  // An existing blob's times are refreshed, which makes it fresh data that a concurrent
+  // prune keeps (cache/gc.h): it may be unreferenced until our caller records it.
+  if (has(d) && ::utimensat(AT_FDCWD, path(d).c_str(), nullptr, 0) == 0) return d;
   Writer w = ingest();
   w.write(data);
   return w.commit(d);

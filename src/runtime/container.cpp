@@ -13,6 +13,7 @@
 #include "base/fs.h"
 #include "base/json.h"
 #include "base/scope_exit.h"
+#include "cache/gc.h"
 #include "exec/sandbox.h"
 #include "image/unpack.h"
 
@@ -95,7 +96,14 @@ int run_container(cache::Store& store, image::ImageStore& images, const RunOptio
   if (args.empty()) throw base::Error("no command specified");
   const auto& cfg = inner_config(img->config);
 
+  // The container's layers stay leased while it runs, so that a prune in another
+  // process cannot remove them; one pruned between unpacking and leasing is unpacked again.
+  cache::Lease lease(store);
   auto snaps = image::unpack_image(store, *img);
+  for (int attempt = 0; !lease.add_snapshots(snaps); ++attempt) {
+    if (attempt == 2) throw base::Error("the layers of " + opts.image + " keep being pruned while it starts");
+    snaps = image::unpack_image(store, *img);
+  }
 
   std::string id = base::random_hex(32);
   std::string dir = base::path_join(base::path_join(store.root(), "containers"), id);
