@@ -314,7 +314,8 @@ void Snapshots::repair() {
     }
     // The recorded layer blob is only a memo (exporters write it again when it is
     // missing), but a row must not name a blob that is not there.
-    for (const auto& r : db_.query("SELECT id, blob_digest FROM snapshots WHERE blob_digest IS NOT NULL AND blob_digest != ''")) {
+    for (const auto& r :
+         db_.query("SELECT id, blob_digest FROM snapshots WHERE blob_digest IS NOT NULL AND blob_digest != ''")) {
       std::string digest = opt(r[1]);
       auto colon = digest.find(':');
       std::string hex = colon == std::string::npos ? std::string() : digest.substr(colon + 1);

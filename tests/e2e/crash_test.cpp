@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -160,7 +161,8 @@ bool is_hex(const std::string& s, size_t n) {
 /// The root's consistency, checked from outside: what the next command must have
 /// repaired (no leftovers of dead processes) and what must always hold (every row
 /// names something present; every blob is whole). `verified` remembers blob files
-/// already hashed (path and inode: a blob file is immutable once renamed in). Returns the problems found, empty when consistent.
+/// already hashed (path and inode: a blob file is immutable once renamed in). Returns
+/// the problems found, empty when consistent.
 std::vector<std::string> store_problems(const fs::path& store, std::set<std::string>& verified) {
   std::vector<std::string> problems;
   auto leftovers = [&](const fs::path& dir, const std::function<bool(const std::string&)>& bad,
@@ -191,6 +193,12 @@ std::vector<std::string> store_problems(const fs::path& store, std::set<std::str
     if (status != "exited" && status != "failed")
       problems.push_back("container without a live run is `" + status + "`: " + c.path().string());
   }
+
+  leftovers(store, [&](const std::string& n) {
+    std::error_code e2;
+    return n.find(".tmp-") != std::string::npos &&
+           fs::file_time_type::clock::now() - fs::last_write_time(store / n, e2) > std::chrono::minutes(1);
+  }, "stale temporary file");
 
   // Blobs: every file is named by its content.
   std::set<std::string> blobs;
@@ -250,6 +258,19 @@ std::vector<std::string> store_problems(const fs::path& store, std::set<std::str
     for (const auto& l : m["layers"]) blob_present(l.value("digest", std::string()), "image " + r[0] + " layer");
   }
   return problems;
+}
+
+/// Runs statements on the root's metadata database (no builder may be running).
+void exec_sql(const fs::path& store, const std::string& sql) {
+  sqlite3* db = nullptr;
+  std::string path = (store / "metadata.db").string();
+  REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  std::string msg = err ? err : "";
+  sqlite3_free(err);
+  sqlite3_close(db);
+  REQUIRE_MESSAGE(rc == SQLITE_OK, sql << ": " << msg);
 }
 
 std::string join(const std::vector<std::string>& v) { return builder::e2e::join(v); }
@@ -416,14 +437,19 @@ TEST_CASE("e2e: a build killed at 20+ instants of its run always leaves a root t
   std::set<std::string> verified;
   fs::path log = root.work() / "build.log";
 
-  // A first, uninterrupted build measures the span to spread the kills over.
-  auto t0 = Clock::now();
-  Result first = root.builder(build_args);
-  auto full = Clock::now() - t0;
-  REQUIRE_MESSAGE(first.status == 0, first.describe());
+  // An uninterrupted build from an empty cache measures the span to spread the kills
+  // over. The second one is measured: the first also fills the checksum memo, which
+  // makes every later build faster.
+  Clock::duration full{};
+  for (int i = 0; i < 2; ++i) {
+    auto t0 = Clock::now();
+    Result first = root.builder(build_args);
+    full = Clock::now() - t0;
+    REQUIRE_MESSAGE(first.status == 0, first.describe());
+    Result p0 = root.builder({"prune", "-a", "-f"});
+    REQUIRE_MESSAGE(p0.status == 0, p0.describe());
+  }
   MESSAGE("uninterrupted build: " << std::chrono::duration_cast<std::chrono::milliseconds>(full).count() << " ms");
-  Result p0 = root.builder({"prune", "-a", "-f"});
-  REQUIRE_MESSAGE(p0.status == 0, p0.describe());
 
   // When to kill: at even fractions of the full build, and at phases seen in the plain
   // progress output or on disk (a step's sandbox, a half-written snapshot, a layer or
@@ -536,7 +562,8 @@ TEST_CASE("e2e: a killed `builder run` leaves a root the next command repairs") 
     fs::path log = root.work() / "run.log";
     std::vector<std::string> args{"run"};
     if (remove) args.push_back("--rm");
-    for (std::string a : std::vector<std::string>{"busybox", "sh", "-c", "echo " + mark + "; touch /written; sleep 1000"})
+    for (const std::string& a :
+         std::vector<std::string>{"busybox", "sh", "-c", "echo " + mark + "; touch /written; sleep 1000"})
       args.push_back(a);
     pid_t pid = spawn_builder(root, args, log);
     bool running = false;
@@ -572,7 +599,7 @@ TEST_CASE("e2e: `builder save` and `builder load` killed mid-way leave roots the
   TestRoot root;
   REQUIRE(root.import_busybox());
   std::set<std::string> verified;
-  write_noise(root.work() / "ctx" / "big.bin", 24u << 20);
+  write_noise(root.work() / "ctx" / "big.bin", 16u << 20);
   builder::e2e::write_file(root.work() / "ctx" / "Dockerfile", "FROM busybox\nCOPY big.bin /big.bin\n");
   Result b = root.builder({"build", "-t", "big", (root.work() / "ctx").string()});
   REQUIRE_MESSAGE(b.status == 0, b.describe());
@@ -585,7 +612,7 @@ TEST_CASE("e2e: `builder save` and `builder load` killed mid-way leave roots the
   REQUIRE_MESSAGE(saved.status == 0, saved.describe());
   const std::string full_sum = file_sha256(full);
 
-  constexpr int kKills = 6;
+  constexpr int kKills = 5;
   int killed = 0;
   for (int i = 0; i < kKills; ++i) {
     fs::path out = root.work() / ("out-" + std::to_string(i) + ".tar");
@@ -625,4 +652,83 @@ TEST_CASE("e2e: `builder save` and `builder load` killed mid-way leave roots the
     CHECK_MESSAGE(problems.empty(), join(problems));
   }
   MESSAGE(killed << " of " << kKills << " loads killed mid-way");
+}
+
+TEST_CASE("e2e: the next command repairs each kind of leftover of a dead process, and the checker sees them") {
+  if (!builder::test::have_root()) return;
+  TestRoot root;
+  REQUIRE(root.import_busybox());
+  builder::e2e::write_file(root.work() / "ctx" / "Dockerfile", "FROM busybox\nRUN echo one > /one\n");
+  Result b = root.builder({"build", "-t", "small", (root.work() / "ctx").string()});
+  REQUIRE_MESSAGE(b.status == 0, b.describe());
+  std::set<std::string> verified;
+  const fs::path s = root.store();
+  REQUIRE(store_problems(s, verified).empty());
+
+  // What a process killed at various instants leaves; 99999999 is above any pid_max,
+  // so nobody holds its liveness lock.
+  const std::string dead = "99999999";
+  builder::e2e::write_file(s / "run" / (dead + ".lock"), "");
+  builder::e2e::write_file(s / "run" / ("mount-rw-" + dead + "-AbC123") / "upper" / "f", "x");
+  builder::e2e::write_file(s / "run" / ("sandbox-" + dead + "-XyZ789") / "hosts", "x");
+  builder::e2e::write_file(s / "content" / "ingest" / (dead + "-0011aabb"), "half a blob");
+  builder::e2e::write_file(s / "snapshots" / ("pending-" + dead + "-00aa11") / "fs" / "f", "x");
+  builder::e2e::write_file(s / "snapshots" / ("trash-" + dead + "-00aa11") / "fs" / "f", "x");
+  builder::e2e::write_file(s / "snapshots" / "0123456789ab" / "fs" / "f", "renamed in, row never committed");
+  builder::e2e::write_file(s / "locks" / "somekey.lock", "");
+  builder::e2e::write_file(s / "cache-mounts" / "0123abcd" / "0.lock", "");
+  builder::e2e::write_file(s / "cache-mounts" / "0123abcd" / "0" / "new-Q1w2E3" / "data" / "f", "x");
+  builder::e2e::write_file(s / "checksum-memo.tmp-a1b2c3", "x");
+  fs::last_write_time(s / "checksum-memo.tmp-a1b2c3", fs::file_time_type::clock::now() - std::chrono::minutes(5));
+  const std::string rm_id(64, 'a'), keep_id(64, 'b');
+  for (const auto& [id, remove] : {std::pair{rm_id, true}, std::pair{keep_id, false}}) {
+    builder::e2e::write_file(s / "containers" / id / "config.json",
+                             "{\"id\":\"" + id + "\",\"status\":\"running\",\"owner_pid\":" + dead +
+                                 ",\"remove\":" + (remove ? "true" : "false") + "}\n");
+    builder::e2e::write_file(s / "containers" / id / "upper" / "f", "x");
+  }
+  // Rows naming what is not there (only damage, never a crash, makes these; repair
+  // copes anyway): a snapshot chain whose parent is gone, a row without its directory,
+  // a cache record naming it, a layer blob and an image manifest that are missing.
+  builder::e2e::write_file(s / "snapshots" / "aaaaaaaaaaaa" / "fs" / "f", "x");
+  builder::e2e::write_file(s / "snapshots" / "dddddddddddd" / "fs" / "f", "x");
+  const std::string missing = "sha256:" + std::string(64, 'e');
+  exec_sql(s, "INSERT INTO snapshots(id, parent, created, size) VALUES('aaaaaaaaaaaa', 'bbbbbbbbbbbb', 1, 1);"
+              "INSERT INTO snapshots(id, parent, created, size) VALUES('dddddddddddd', 'aaaaaaaaaaaa', 1, 1);"
+              "INSERT INTO snapshots(id, parent, created, size) VALUES('cccccccccccc', NULL, 1, 1);"
+              "INSERT INTO cache_index(key, value, created, last_used) VALUES('k', '[\"cccccccccccc\"]', 1, 1);"
+              "INSERT INTO images(name, digest, created) VALUES('ghost:latest', '" + missing + "', 1);"
+              "UPDATE snapshots SET blob_digest='" + missing + "', diff_id='" + missing +
+              "' WHERE id = (SELECT id FROM snapshots"
+              " WHERE id NOT IN ('aaaaaaaaaaaa','dddddddddddd','cccccccccccc') LIMIT 1);");
+
+  auto before = store_problems(s, verified);
+  CHECK_MESSAGE(before.size() >= 16, "the checker missed leftovers:\n" << join(before));
+
+  Result images = root.builder({"images"});
+  CHECK_MESSAGE(images.status == 0, images.describe());
+  auto repos = builder::e2e::image_repositories(images.out);
+  CHECK_MESSAGE((std::set<std::string>(repos.begin(), repos.end()) == std::set<std::string>{"busybox", "small"}),
+                images.describe());
+  auto after = store_problems(s, verified);
+  CHECK_MESSAGE(after.empty(), join(after));
+  CHECK(!fs::exists(s / "containers" / rm_id));
+  auto kept =
+      builder::base::Json::parse(builder::e2e::slurp(s / "containers" / keep_id / "config.json"), nullptr, false);
+  CHECK(kept.value("status", std::string()) == "exited");
+  CHECK(!fs::exists(s / "checksum-memo.tmp-a1b2c3"));
+  std::vector<std::string> problems;
+  CHECK(query(s, "SELECT id FROM snapshots WHERE id IN ('aaaaaaaaaaaa','dddddddddddd','cccccccccccc')", problems)
+            .empty());
+  CHECK(query(s, "SELECT 1 FROM snapshots WHERE blob_digest = '" + missing + "'", problems).empty());
+  CHECK(problems.empty());
+
+  // And the root still builds (the layer whose blob was forgotten is exported again) and runs.
+  builder::e2e::write_file(root.work() / "ctx" / "Dockerfile",
+                           "FROM busybox\nRUN echo one > /one\nRUN echo two > /two\n");
+  Result b2 = root.builder({"build", "-t", "small2", (root.work() / "ctx").string()});
+  CHECK_MESSAGE(b2.status == 0, b2.describe());
+  Result r = root.builder({"run", "--rm", "small2", "cat", "/one", "/two"});
+  CHECK_MESSAGE(r.out == "one\ntwo\n", r.describe());
+  CHECK(store_problems(s, verified).empty());
 }
