@@ -49,10 +49,11 @@ int64_t now_ns() {
 
 int64_t ns_of(const struct timespec& ts) { return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec; }
 
-// File timestamps come from the kernel's coarse clock, which may lag the clock a lease
-// reads by a few milliseconds: anything stamped this close before a lease counts as
-// written after it.
-constexpr int64_t kClockSlackNs = 100000000;
+// File timestamps come from the kernel's coarse clock, which lags the clock a lease
+// reads by at most one tick (4 ms at HZ=250, 10 ms at HZ=100): anything stamped this
+// close before a lease counts as written after it. Kept well below the time a process
+// takes to start, so that a previous build's layers are never "fresh" for the next one.
+constexpr int64_t kClockSlackNs = 20000000;
 
 int64_t to_int(const std::optional<std::string>& v) { return v ? std::atoll(v->c_str()) : 0; }
 
