@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "base/error.h"
-#include "base/time.h"
 #include "base/json.h"
 #include "base/strings.h"
+#include "base/time.h"
 #include "cache/store.h"
 #include "cli.h"
 #include "image/archive.h"
@@ -17,25 +17,6 @@
 
 namespace builder::cli {
 namespace {
-
-
-/// go-units HumanDuration, as `docker images` prints it.
-std::string human_duration(int64_t secs) {
-  auto plural = [](int64_t n, const char* unit) { return std::to_string(n) + " " + unit; };
-  if (secs < 1) return "Less than a second";
-  if (secs == 1) return "1 second";
-  if (secs < 60) return plural(secs, "seconds");
-  int64_t mins = secs / 60;
-  if (mins == 1) return "About a minute";
-  if (mins < 60) return plural(mins, "minutes");
-  int64_t hours = mins / 60;
-  if (hours == 1) return "About an hour";
-  if (hours < 48) return plural(hours, "hours");
-  if (hours < 24 * 7 * 2) return plural(hours / 24, "days");
-  if (hours < 24 * 30 * 2) return plural(hours / 24 / 7, "weeks");
-  if (hours < 24 * 365 * 2) return plural(hours / 24 / 30, "months");
-  return plural(hours / 24 / 365, "years");
-}
 
 /// Docker's table layout (text/tabwriter: cells at least 10 wide, 3 spaces of padding).
 void print_table(const std::vector<std::vector<std::string>>& rows) {
@@ -114,7 +95,7 @@ int cmd_images(const std::string& root, const std::string& filter) {
     rows.push_back({created,
                     rec.name,
                     {repo, tag, std::string(img.config_digest.hex().substr(0, 12)),
-                     human_duration(std::max<int64_t>(0, now - created)) + " ago", base::human_size(size)}});
+                     base::human_duration(std::max<int64_t>(0, now - created)) + " ago", base::human_size(size)}});
   }
   std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
     return a.created != b.created ? a.created > b.created : a.name < b.name;

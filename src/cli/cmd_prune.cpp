@@ -23,29 +23,11 @@
 namespace builder::cli {
 namespace {
 
-/// go-units HumanDuration, as buildx prints LAST ACCESSED.
-std::string human_duration(int64_t secs) {
-  auto n = [](int64_t v, const char* unit) { return std::to_string(v) + " " + unit; };
-  if (secs < 1) return "Less than a second";
-  if (secs == 1) return "1 second";
-  if (secs < 60) return n(secs, "seconds");
-  int64_t mins = secs / 60;
-  if (mins == 1) return "About a minute";
-  if (mins < 60) return n(mins, "minutes");
-  int64_t hours = mins / 60;
-  if (hours == 1) return "About an hour";
-  if (hours < 48) return n(hours, "hours");
-  if (hours < 24 * 7 * 2) return n(hours / 24, "days");
-  if (hours < 24 * 30 * 2) return n(hours / 24 / 7, "weeks");
-  if (hours < 24 * 365 * 2) return n(hours / 24 / 30, "months");
-  return n(hours / 24 / 365, "years");
-}
-
 std::string size_text(int64_t bytes) { return base::human_size(static_cast<unsigned long long>(std::max<int64_t>(bytes, 0))); }
 
 std::string ago(int64_t t) {
   if (t <= 0) return "";
-  return human_duration(std::max<int64_t>(0, static_cast<int64_t>(std::time(nullptr)) - t)) + " ago";
+  return base::human_duration(std::max<int64_t>(0, static_cast<int64_t>(std::time(nullptr)) - t)) + " ago";
 }
 
 /// text/tabwriter as docker uses it: cells padded to the widest, 3 spaces apart.
