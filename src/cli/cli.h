@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -22,6 +23,10 @@ void add_run_command(CLI::App& app, Context& ctx);
 void add_debug_command(CLI::App& app, Context& ctx);
 void add_prune_commands(CLI::App& app, Context& ctx);  // du prune
 void add_history_command(CLI::App& app, Context& ctx);  // history ls|inspect|logs
+
+/// Rows on stdout as docker lays out its tables (Go's text/tabwriter): each column but
+/// the last padded to its widest cell plus 3 spaces, and to at least `min_width`.
+void print_table(const std::vector<std::vector<std::string>>& rows, size_t min_width = 0);
 
 /// "builder: error: <msg>" on stderr.
 void print_error(const std::string& msg);

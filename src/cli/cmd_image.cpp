@@ -18,25 +18,6 @@
 namespace builder::cli {
 namespace {
 
-/// Docker's table layout (text/tabwriter: cells at least 10 wide, 3 spaces of padding).
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-  constexpr size_t kMinWidth = 10, kPadding = 3;
-  std::vector<size_t> widths;
-  for (const auto& r : rows)
-    for (size_t i = 0; i < r.size(); ++i) {
-      if (widths.size() <= i) widths.push_back(kMinWidth);
-      widths[i] = std::max(widths[i], r[i].size() + kPadding);
-    }
-  for (const auto& r : rows) {
-    std::string line;
-    for (size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(widths[i] - r[i].size(), ' ');
-    }
-    std::printf("%s\n", line.c_str());
-  }
-}
-
 /// The normalised name ("busybox" -> "busybox:latest"); nullopt when `ref` is no valid
 /// name (then it names no image, though it may still be an image ID).
 std::optional<std::string> try_normalize(const std::string& ref) {
@@ -102,7 +83,7 @@ int cmd_images(const std::string& root, const std::string& filter) {
   });
   std::vector<std::vector<std::string>> table{{"REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"}};
   for (auto& r : rows) table.push_back(std::move(r.cells));
-  print_table(table);
+  print_table(table, 10);
   return 0;
 }
 

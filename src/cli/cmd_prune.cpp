@@ -30,24 +30,6 @@ std::string ago(int64_t t) {
   return base::human_duration(std::max<int64_t>(0, static_cast<int64_t>(std::time(nullptr)) - t)) + " ago";
 }
 
-/// text/tabwriter as docker uses it: cells padded to the widest, 3 spaces apart.
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> widths;
-  for (const auto& r : rows)
-    for (size_t i = 0; i < r.size(); ++i) {
-      if (widths.size() <= i) widths.push_back(0);
-      widths[i] = std::max(widths[i], r[i].size() + 3);
-    }
-  for (const auto& r : rows) {
-    std::string line;
-    for (size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(widths[i] - r[i].size(), ' ');
-    }
-    std::printf("%s\n", line.c_str());
-  }
-}
-
 std::string kind_text(cache::RecordKind k) {
   switch (k) {
     case cache::RecordKind::Snapshot: return "layer";

@@ -1,6 +1,7 @@
 // cli/main.cpp — `builder [--root DIR] COMMAND`: global options, subcommand dispatch and
 // the last-resort error handler (every failure becomes "builder: error: ..." and a
 // non-zero exit, never a crash).
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -9,6 +10,24 @@
 #include "cli.h"
 
 namespace builder::cli {
+
+void print_table(const std::vector<std::vector<std::string>>& rows, size_t min_width) {
+  constexpr size_t kPadding = 3;
+  std::vector<size_t> widths;
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (widths.size() <= i) widths.push_back(min_width);
+      widths[i] = std::max(widths[i], r[i].size() + kPadding);
+    }
+  for (const auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(widths[i] - r[i].size(), ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
 
 void print_error(const std::string& msg) {
   std::fprintf(stderr, "builder: error: %s\n", msg.c_str());
