@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
+#include <utility>
+#include <vector>
 
 #include "base/error.h"
 #include "base/fd.h"
@@ -113,6 +116,62 @@ std::string path_join(std::string_view a, std::string_view b) {
   while (!b.empty() && b.front() == '/') b.remove_prefix(1);
   if (b.empty()) return r.empty() ? "/" : r;
   return r + "/" + std::string(b);
+}
+
+namespace {
+
+void add_tree_size(int dirfd, const std::string& shown, bool tolerant, std::set<std::pair<dev_t, ino_t>>& seen,
+                   int64_t& total) {
+  auto fail = [&](int err, const char* what, const std::string& path) {
+    if (!tolerant) throw SysError(err, what, path);
+  };
+  int dupfd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+  if (dupfd < 0) return fail(errno, "dup", shown);
+  DIR* d = ::fdopendir(dupfd);
+  if (!d) {
+    int err = errno;
+    ::close(dupfd);
+    return fail(err, "fdopendir", shown);
+  }
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  ::closedir(d);
+  for (const auto& n : names) {
+    struct stat st;
+    if (::fstatat(dirfd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      fail(errno, "stat", shown + "/" + n);
+      continue;
+    }
+    if (S_ISDIR(st.st_mode)) {
+      int fd = ::openat(dirfd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) {
+        fail(errno, "open", shown + "/" + n);
+        continue;
+      }
+      Fd owner(fd);
+      add_tree_size(fd, shown + "/" + n, tolerant, seen, total);
+    } else if (st.st_nlink <= 1 || seen.insert({st.st_dev, st.st_ino}).second) {
+      total += st.st_size;
+    }
+  }
+}
+
+}  // namespace
+
+int64_t tree_size(const std::string& dir, bool tolerate_changes) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (tolerate_changes) return 0;
+    throw SysError(errno, "open", dir);
+  }
+  Fd owner(fd);
+  std::set<std::pair<dev_t, ino_t>> seen;
+  int64_t total = 0;
+  add_tree_size(fd, dir, tolerate_changes, seen, total);
+  return total;
 }
 
 }  // namespace builder::base

@@ -2,6 +2,7 @@
 // the program controls; paths inside image roots are resolved by exec/ and image/.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,11 @@ void remove_all(const std::string& path);
 /// fsync of a directory (to persist a rename or create in it).
 void fsync_dir(const std::string& path);
 bool path_exists(const std::string& path);
+/// Apparent size of a tree (as `du --apparent-size -b`): sizes of non-directories, hard
+/// links counted once, symlinks never followed. With `tolerate_changes`, entries that
+/// vanish or cannot be read while it walks are skipped (a tree in use) and a missing
+/// `dir` is 0; otherwise they throw SysError.
+int64_t tree_size(const std::string& dir, bool tolerate_changes = false);
 /// Random lowercase hex of `nbytes` bytes (2*nbytes characters) from getrandom(2).
 std::string random_hex(size_t nbytes);
 /// Joins two paths with exactly one '/'.

@@ -69,46 +69,6 @@ std::vector<std::string> list_dir(const std::string& dir) {
   return names;
 }
 
-// Apparent size of a tree, hard links counted once, symlinks not followed (as the
-// snapshot sizes recorded at commit). Entries that vanish while we walk are skipped:
-// a cache mount in use changes under us.
-void add_tree(int dirfd, std::set<std::pair<dev_t, ino_t>>& seen, int64_t& total) {
-  int dupfd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-  if (dupfd < 0) return;
-  DIR* d = ::fdopendir(dupfd);
-  if (!d) {
-    ::close(dupfd);
-    return;
-  }
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-  }
-  ::closedir(d);
-  for (const auto& n : names) {
-    struct stat st;
-    if (::fstatat(dirfd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
-    if (S_ISDIR(st.st_mode)) {
-      int fd = ::openat(dirfd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd < 0) continue;
-      base::Fd owner(fd);
-      add_tree(fd, seen, total);
-    } else if (st.st_nlink <= 1 || seen.insert({st.st_dev, st.st_ino}).second) {
-      total += st.st_size;
-    }
-  }
-}
-
-int64_t tree_size(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return 0;
-  base::Fd owner(fd);
-  std::set<std::pair<dev_t, ino_t>> seen;
-  int64_t total = 0;
-  add_tree(fd, seen, total);
-  return total;
-}
 
 std::string mtime_stamp(const struct stat& st) {
   return std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
@@ -170,7 +130,7 @@ std::vector<Mount> scan_mounts(Store& store) {
         auto rows = store.db().query("SELECT size FROM cache_mount_sizes WHERE path=?1 AND stamp=?2", {m.rel, stamp});
         if (!rows.empty()) known = to_int(rows[0][0]);
       }
-      m.size = known ? *known : tree_size(m.dir + "/data");
+      m.size = known ? *known : base::tree_size(m.dir + "/data", /*tolerate_changes=*/true);
       if (!known && !m.in_use && !stamp.empty()) {
         store.db().exec("INSERT OR REPLACE INTO cache_mount_sizes(path, size, stamp) VALUES(?1, ?2, ?3)",
                         {m.rel, static_cast<long long>(m.size), stamp});

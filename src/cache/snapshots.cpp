@@ -64,46 +64,6 @@ std::vector<std::string> list_dir(const std::string& dir) {
   return names;
 }
 
-// Apparent size of a tree (as `du --apparent-size -b`): sizes of non-directories, hard
-// links counted once. Never follows symlinks.
-void add_sizes(int dirfd, const std::string& shown, std::set<std::pair<dev_t, ino_t>>& seen,
-               int64_t& total) {
-  int dupfd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-  if (dupfd < 0) throw base::SysError(errno, "dup", shown);
-  DIR* d = ::fdopendir(dupfd);
-  if (!d) {
-    ::close(dupfd);
-    throw base::SysError(errno, "fdopendir", shown);
-  }
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-  }
-  ::closedir(d);
-  for (const auto& n : names) {
-    struct stat st;
-    if (::fstatat(dirfd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
-      throw base::SysError(errno, "stat", shown + "/" + n);
-    }
-    if (S_ISDIR(st.st_mode)) {
-      int fd = ::openat(dirfd, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd < 0) throw base::SysError(errno, "open", shown + "/" + n);
-      base::Fd owner(fd);
-      add_sizes(fd, shown + "/" + n, seen, total);
-    } else if (st.st_nlink <= 1 || seen.insert({st.st_dev, st.st_ino}).second) {
-      total += st.st_size;
-    }
-  }
-}
-
-int64_t tree_size(const std::string& dir) {
-  base::Fd fd = base::open_fd(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-  std::set<std::pair<dev_t, ino_t>> seen;
-  int64_t total = 0;
-  add_sizes(fd.get(), dir, seen, total);
-  return total;
-}
 
 std::string opt(const std::optional<std::string>& v) { return v.value_or(""); }
 int64_t opt_int(const std::optional<std::string>& v) { return v ? std::atoll(v->c_str()) : 0; }
@@ -179,7 +139,7 @@ std::string Snapshots::Pending::commit(const std::string& parent) {
   if (done_) throw base::Error("snapshots: commit of a finished pending snapshot");
   try {
     base::remove_all(work_);
-    int64_t size = tree_size(fs_);
+    int64_t size = base::tree_size(fs_);
     // The row must never point at content that a power loss could still lose.
     {
       base::Fd fd = base::open_fd(dir_, O_RDONLY | O_DIRECTORY);
