@@ -84,7 +84,8 @@ GcPolicy parse_policy(const std::string& text, const std::string& path) {
   if (!j.is_object()) throw base::Error(file + ": expected a JSON object");
   GcPolicy p = default_policy();
   for (const auto& [key, value] : j.items()) {
-    if (key != "gc") throw base::Error(file + ": unknown key `" + key + "` (known: gc)");
+    // `sandbox` belongs to cli/sandbox_config.cpp.
+    if (key != "gc" && key != "sandbox") throw base::Error(file + ": unknown key `" + key + "` (known: gc, sandbox)");
   }
   if (!j.contains("gc")) return p;
   const auto& gc = j["gc"];

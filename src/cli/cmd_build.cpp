@@ -16,6 +16,7 @@
 #include "cache/path_filter.h"
 #include "cache/store.h"
 #include "cli.h"
+#include "sandbox_config.h"
 #include "cmd_check.h"
 #include "cmd_prune.h"
 #include "frontend/lower.h"
@@ -46,6 +47,8 @@ struct BuildOptions {
   std::string context;
   std::string call = "build";  ///< --call: build, check, outline, targets
   bool check = false;          ///< --check: --call=check
+  int64_t pids_limit = -1;     ///< --pids-limit; -1: config.json or 2048
+  std::string memory;          ///< --memory; empty: config.json or none
 };
 
 /// Base images come from the local store only (no registry client yet).
@@ -368,6 +371,8 @@ int run_build(const std::string& root, const BuildOptions& o) {
     }
 
     ops::LocalExecutor executor(store, images, {{"context", context}});
+    SandboxLimits limits = sandbox_limits(root, o.pids_limit, o.memory);
+    executor.set_step_limits(limits.pids, limits.memory);
     solver::DbStepRecords records(store.db());
     solver::SolveOptions so;
     so.no_cache = o.no_cache;
@@ -450,6 +455,9 @@ void add_build_command(CLI::App& app, Context& ctx) {
   cmd->add_option("--allow", o->allow, "Grant an entitlement: network.host, security.insecure")
       ->allow_extra_args(false);
   cmd->add_flag("--no-cache", o->no_cache, "Do not use the cache");
+  cmd->add_option("--pids-limit", o->pids_limit, "Tasks each RUN step may have (default 2048; 0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("-m,--memory", o->memory, "Memory limit of each RUN step (e.g. 512MiB; default: none)");
   cmd->add_option("--parallelism", o->parallelism, "Steps that may run at once (default: every ready step)")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("-q,--quiet", o->quiet, "Print only the image ID (same as --progress quiet)");

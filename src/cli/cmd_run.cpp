@@ -8,6 +8,7 @@
 #include "base/fs.h"
 #include "cache/store.h"
 #include "cli.h"
+#include "sandbox_config.h"
 #include "frontend/parse.h"
 #include "image/store.h"
 #include "runtime/container.h"
@@ -21,6 +22,10 @@ void add_run_command(CLI::App& app, Context& ctx) {
     std::string workdir, user;
     std::optional<std::string> entrypoint;
     std::string image;
+    std::string network = "default";
+    bool privileged = false;
+    int64_t pids_limit = -1;
+    std::string memory;
   };
   auto o = std::make_shared<Opts>();
   auto* run = app.add_subcommand("run", "Run a command in a new container");
@@ -31,6 +36,12 @@ void add_run_command(CLI::App& app, Context& ctx) {
   run->add_option("-w,--workdir", o->workdir, "Working directory inside the container");
   run->add_option("-u,--user", o->user, "User name or uid[:gid]");
   run->add_option("--entrypoint", o->entrypoint, "Overwrite the image's ENTRYPOINT");
+  run->add_option("--network", o->network, "Network: default (NAT), none (loopback only), host")
+      ->check(CLI::IsMember({"default", "none", "host"}));
+  run->add_flag("--privileged", o->privileged, "Every capability, no seccomp filter, nothing masked");
+  run->add_option("--pids-limit", o->pids_limit, "Tasks the container may have (default 2048; 0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  run->add_option("-m,--memory", o->memory, "Memory limit (e.g. 512MiB; default: none)");
   run->add_option("image", o->image, "Image")->required();
   // Everything after IMAGE is the container's command, options included.
   run->prefix_command();
@@ -49,6 +60,13 @@ void add_run_command(CLI::App& app, Context& ctx) {
       ro.workdir = o->workdir;
       ro.user = o->user;
       ro.remove = o->rm;
+      ro.network = o->network == "host"   ? exec::Network::Host
+                   : o->network == "none" ? exec::Network::None
+                                          : exec::Network::Default;
+      ro.privileged = o->privileged;
+      SandboxLimits limits = sandbox_limits(ctx.root, o->pids_limit, o->memory);
+      ro.pids_limit = limits.pids;
+      ro.memory_limit = limits.memory;
       cache::Store store(ctx.root);
       image::ImageStore images(store);
       std::fflush(stdout);

@@ -32,8 +32,11 @@
 #include "base/scope_exit.h"
 #include "base/strings.h"
 #include "base/temp_dir.h"
+#include "exec/cgroup.h"
 #include "exec/layers.h"
+#include "exec/network.h"
 #include "exec/sandbox_child.h"
+#include "exec/seccomp.h"
 
 namespace builder::exec {
 
@@ -125,6 +128,44 @@ const std::string& overlay_upper_options() {
   return options;
 }
 
+}  // namespace
+}  // namespace builder::exec
+
+// The static builder-init program, embedded by exec/init/blob.cpp.
+extern "C" const unsigned char builder_init_blob_start[];
+extern "C" const unsigned char builder_init_blob_end[];
+
+namespace builder::exec {
+namespace {
+
+/// builder-init in a sealed memfd, made once per process: the program every container
+/// starts with. Sealed, so nothing (a container holding /proc/<pid>/exe) can change it.
+int init_program_fd() {
+  static const int fd = [] {
+    base::Fd mfd(::memfd_create("builder-init", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    if (!mfd) throw base::SysError(errno, "sandbox: memfd_create");
+    size_t size = static_cast<size_t>(builder_init_blob_end - builder_init_blob_start);
+    base::write_all(mfd.get(), std::string_view(reinterpret_cast<const char*>(builder_init_blob_start), size));
+    base::check_sys(::fcntl(mfd.get(), F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE),
+                    "sandbox: seal builder-init");
+    return mfd.release();
+  }();
+  return fd;
+}
+
+/// The highest capability number this kernel knows.
+int last_cap() {
+  static const int cap = [] {
+    int v = 40;
+    if (FILE* f = std::fopen("/proc/sys/kernel/cap_last_cap", "r")) {
+      if (std::fscanf(f, "%d", &v) != 1 || v < 0 || v > 63) v = 40;
+      std::fclose(f);
+    }
+    return v;
+  }();
+  return cap;
+}
+
 void check_overlay_path(const std::string& p) {
   // The legacy overlay option parser splits on ',' and ':'; refuse rather than
   // mount the wrong layers.
@@ -198,6 +239,10 @@ void remove_stubs(const std::string& upper, const std::vector<Stub>& stubs) noex
 /// Everything prepared before clone(); ChildPlan points into it.
 struct Prepared {
   std::string root;
+  std::string files_dir;  // mount point of the private tmpfs for file_data binds
+  std::vector<BindMount> mounts;  // the spec's and the sandbox's own (/etc/hosts, ...)
+  std::vector<std::string> cgroup_procs;
+  std::vector<const char*> cgroup_procs_ptrs;
   std::string overlay_data;
   std::string hostname;
   std::vector<std::string> bind_sources;
@@ -206,8 +251,6 @@ struct Prepared {
   std::vector<BindPlan> binds;
   std::vector<char> cwd;
   std::vector<gid_t> groups;
-  std::vector<std::string> candidates;
-  std::vector<const char*> candidate_ptrs;
   std::vector<std::string> args;
   std::vector<char*> argv;
   std::vector<std::string> env;
@@ -349,12 +392,49 @@ RunResult run(const RunSpec& spec) {
     throw base::Error("sandbox: overlay options exceed one page (" + std::to_string(lowers.size()) +
                       " layers); set layers_base to shorten them");
 
-  // ---- bind mounts
-  for (const auto& m : spec.mounts) {
+  // ---- bind mounts: the spec's, then the container's /etc/hosts and /etc/resolv.conf
+  // (read-only files of our own, as BuildKit binds them), unless the spec mounts those.
+  int netns_fd = -1;
+  Network network = spec.network;
+  if (network == Network::Default) {
+    try {
+      netns_fd = SharedNetwork::get().netns_fd();
+    } catch (const base::Error& e) {
+      static std::once_flag warned;
+      std::call_once(warned, [&] {
+        base::log_warn("the sandbox network is unavailable, RUN steps get an isolated network: " + e.message());
+      });
+      network = Network::None;
+    }
+  }
+  p.mounts = spec.mounts;
+  auto own_file = [&](const char* target, std::string data) {
+    for (const auto& m : spec.mounts)
+      if (clean_container_path(m.target) == target) return;
+    BindMount m;
+    m.target = target;
+    m.file_data = std::move(data);
+    m.file_mode = 0644;
+    p.mounts.push_back(std::move(m));
+  };
+  own_file("/etc/hosts", hosts_file(spec.hostname));
+  own_file("/etc/resolv.conf", network == Network::Default ? SharedNetwork::get().resolv_conf()
+                                                                  : host_resolv_conf(network == Network::Host));
+  const size_t own_files = 2;
+  bool any_file = false;
+  for (const auto& m : p.mounts) {
     if (m.target.empty() || m.target.front() != '/')
       throw base::Error("sandbox: bind mount target `" + m.target + "` is not absolute");
     bool is_dir = true;
-    if (m.tmpfs) {
+    if (m.file_data) {
+      if (!any_file) {
+        p.files_dir = tmp.path() + "/files";
+        base::check_sys(::mkdir(p.files_dir.c_str(), 0700), "sandbox: mkdir", p.files_dir);
+        any_file = true;
+      }
+      p.mount_data.push_back(p.files_dir + "/" + std::to_string(p.mount_data.size()));
+      is_dir = false;
+    } else if (m.tmpfs) {
       p.mount_data.push_back(m.tmpfs_size > 0 ? "size=" + std::to_string(m.tmpfs_size) : "");
     } else if (!m.overlay_lowers.empty()) {
       if (m.overlay_lowers.size() < 2 && m.overlay_upper.empty())
@@ -372,7 +452,10 @@ RunResult run(const RunSpec& spec) {
       check_overlay_path(m.overlay_work);
     }
     std::string target = clean_container_path(m.target);
-    p.bind_sources.push_back(m.tmpfs ? "tmpfs" : m.overlay_lowers.empty() ? m.source : p.mount_data.back());
+    p.bind_sources.push_back(m.file_data ? p.mount_data.back()
+                             : m.tmpfs  ? "tmpfs"
+                             : m.overlay_lowers.empty() ? m.source
+                                                        : p.mount_data.back());
     p.bind_targets.emplace_back(target.begin(), target.end());
     p.bind_targets.back().push_back('\0');
     BindPlan b{nullptr, nullptr, is_dir, m.readonly, -1};
@@ -380,10 +463,18 @@ RunResult run(const RunSpec& spec) {
     p.binds.push_back(b);
   }
   for (size_t i = 0; i < p.binds.size(); ++i) {
-    const BindMount& m = spec.mounts[i];
+    const BindMount& m = p.mounts[i];
     BindPlan& b = p.binds[i];
     b.source = p.bind_sources[i].c_str();
     b.target = p.bind_targets[i].data();
+    b.optional = i >= p.binds.size() - own_files;
+    if (m.file_data) {
+      b.file_data = m.file_data->data();
+      b.file_len = m.file_data->size();
+      b.file_mode = m.file_mode;
+      b.file_uid = m.file_uid;
+      b.file_gid = m.file_gid;
+    }
     if (m.tmpfs) b.tmpfs_data = p.mount_data[i].empty() ? nullptr : p.mount_data[i].c_str();
     if (!m.overlay_lowers.empty()) {
       b.overlay_lower = p.mount_data[i].c_str();
@@ -395,14 +486,18 @@ RunResult run(const RunSpec& spec) {
   }
 
   // ---- process: argv, env, PATH candidates, cwd, credentials
-  p.args = spec.args;
-  p.argv = c_array(p.args);
+  // builder-init SYNC_FD EXEC_STEP N CANDIDATE... -- ARGV... (see exec/init/builder_init.c)
   p.env = spec.env;
   if (!env_value(p.env, "PATH")) p.env.push_back(std::string("PATH=") + kDefaultPath);
   if (!env_value(p.env, "HOME")) p.env.push_back("HOME=" + creds.home);  // as Docker does
   p.envp = c_array(p.env);
-  p.candidates = path_candidates(spec.args.front(), *env_value(p.env, "PATH"));
-  for (const auto& c : p.candidates) p.candidate_ptrs.push_back(c.c_str());
+  std::vector<std::string> candidates = path_candidates(spec.args.front(), *env_value(p.env, "PATH"));
+  p.args = {"builder-init", std::to_string(detail::kInitSyncFd), std::to_string(static_cast<int>(Step::kExec)),
+            std::to_string(candidates.size())};
+  p.args.insert(p.args.end(), candidates.begin(), candidates.end());
+  p.args.emplace_back("--");
+  p.args.insert(p.args.end(), spec.args.begin(), spec.args.end());
+  p.argv = c_array(p.args);
   std::string cwd = clean_container_path(spec.cwd.empty() ? "/" : spec.cwd);
   p.cwd.assign(cwd.begin(), cwd.end());
   p.cwd.push_back('\0');
@@ -420,6 +515,12 @@ RunResult run(const RunSpec& spec) {
     for (const auto& pt : points)
       if (auto stub = find_stub(view, pt)) stubs.push_back(std::move(*stub));
   }
+
+  // ---- cgroups: limits, OOM accounting, and a group to kill whatever escapes the
+  // PID namespace's teardown. Destroyed after the container is reaped.
+  Cgroup cgroup = Cgroup::create(CgroupLimits{spec.pids_limit, spec.memory_limit});
+  p.cgroup_procs = cgroup.procs_files();
+  for (const auto& f : p.cgroup_procs) p.cgroup_procs_ptrs.push_back(f.c_str());
 
   // ---- descriptors
   base::Fd dev_null;
@@ -453,7 +554,14 @@ RunResult run(const RunSpec& spec) {
   plan.root = p.root.c_str();
   plan.overlay_data = p.overlay_data.c_str();
   plan.overlay_flags = writable ? 0 : MS_RDONLY;
-  plan.new_net = !spec.host_network;
+  plan.new_net = network == Network::None;
+  plan.netns_fd = netns_fd;
+  plan.files_dir = p.files_dir.empty() ? nullptr : p.files_dir.c_str();
+  plan.privileged = spec.privileged;
+  plan.last_cap = last_cap();
+  plan.seccomp = spec.privileged ? nullptr : &default_seccomp_filter();
+  plan.cgroup_procs = p.cgroup_procs_ptrs.data();
+  plan.ncgroup_procs = p.cgroup_procs_ptrs.size();
   plan.hostname = p.hostname.c_str();
   plan.hostname_len = p.hostname.size();
   plan.binds = p.binds.data();
@@ -463,9 +571,8 @@ RunResult run(const RunSpec& spec) {
   plan.gid = creds.gid;
   plan.groups = p.groups.data();
   plan.ngroups = p.groups.size();
-  plan.candidates = p.candidate_ptrs.data();
-  plan.ncandidates = p.candidate_ptrs.size();
-  plan.argv = p.argv.data();
+  plan.init_fd = init_program_fd();
+  plan.init_argv = p.argv.data();
   plan.envp = p.envp.data();
 
   // Declared before the Pid so they run after it is reaped: the overlay is gone with
@@ -476,7 +583,7 @@ RunResult run(const RunSpec& spec) {
   // PID namespace: orphans die with the step; mount namespace: every mount dies with
   // it too; we are multithreaded, so clone() with our own stack instead of fork().
   int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
-  if (!spec.host_network) flags |= CLONE_NEWNET;
+  if (network == Network::None) flags |= CLONE_NEWNET;  // Default joins the shared one
   base::Pid child;
   {
     Stack stack;
@@ -526,6 +633,7 @@ RunResult run(const RunSpec& spec) {
   } else {
     result.exit_code = WEXITSTATUS(status);
   }
+  result.oom_killed = cgroup.oom_killed();
   return result;
 }
 

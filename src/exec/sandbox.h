@@ -36,6 +36,20 @@ struct BindMount {
   std::string overlay_upper, overlay_work;
   bool tmpfs = false;      ///< a fresh tmpfs instead of a bind
   int64_t tmpfs_size = 0;  ///< bytes; 0 = the kernel's default
+  /// A single file with exactly these bytes instead of a bind: made on a private tmpfs
+  /// that exists only inside the container's mount namespace (secrets, /etc/hosts), so
+  /// the bytes never touch a host disk. Owned by file_uid:file_gid with file_mode.
+  std::optional<std::string> file_data;
+  uint32_t file_mode = 0444;
+  uint32_t file_uid = 0, file_gid = 0;
+};
+
+/// How a container reaches the network.
+enum class Network {
+  None,     ///< its own network namespace with only `lo`
+  Default,  ///< the builder's shared sandbox network (user-mode NAT, see network.h);
+            ///< falls back to None with a warning when it cannot be set up
+  Host,     ///< the host's network namespace (needs the network.host entitlement)
 };
 
 /// Everything needed to run one process. Plain values.
@@ -67,8 +81,18 @@ struct RunSpec {
   /// container's /etc/passwd and /etc/group (read from the layers, not the host).
   std::string user;
   std::string hostname = "builder";
-  bool host_network = false;  ///< false: new network namespace with only `lo` (up)
+  Network network = Network::None;
   std::vector<BindMount> mounts;
+
+  /// Docker's defaults (false): the 14 default capabilities in the bounding, permitted
+  /// and effective sets for root (none but the bounding set for other users), empty
+  /// inheritable and ambient sets, Docker's default seccomp profile, masked and
+  /// read-only /proc paths, read-only /sys. true (`--security=insecure`, `--privileged`):
+  /// every capability, no seccomp filter, nothing masked, /sys writable.
+  bool privileged = false;
+  /// Cgroup limits of the container (0: none): the number of tasks, and memory in bytes.
+  int64_t pids_limit = 2048;
+  int64_t memory_limit = 0;
 
   /// -1: /dev/null for stdin; stdout/stderr captured and sent to on_output.
   int stdin_fd = -1;
@@ -83,6 +107,7 @@ struct RunSpec {
 struct RunResult {
   int exit_code = 0;  ///< 128+signal when killed by a signal, as shells report
   int signal = 0;     ///< the terminating signal, or 0
+  bool oom_killed = false;  ///< the kernel's OOM killer killed a process of the container
 };
 
 /// The command itself could not be started (execve failed: not found, not executable),

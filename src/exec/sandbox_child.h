@@ -4,6 +4,7 @@
 // allocating, locking or throwing. Nothing outside exec/ should include this.
 #pragma once
 
+#include <linux/filter.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -33,6 +34,17 @@ enum class Step : int32_t {
   kMountShm,
   kMountMqueue,
   kMountSys,
+  kNotADirectory,
+  kMaskPath,
+  kReadonlyPath,
+  kFileData,
+  kCloseFds,
+  kJoinCgroup,
+  kJoinNetwork,
+  kDumpable,
+  kCapBound,
+  kSeccomp,
+  kCapSet,
   kBindTarget,
   kBindMount,
   kOverlayMount,
@@ -74,6 +86,13 @@ struct BindPlan {
   /// A tmpfs mounted at the target instead (mount data, e.g. "size=65536"), or null.
   bool tmpfs = false;
   const char* tmpfs_data = nullptr;
+  /// A file with these bytes instead: written to the child's private tmpfs at `source`
+  /// (a path below ChildPlan::files_dir) and bound from there.
+  const char* file_data = nullptr;
+  size_t file_len = 0;
+  uint32_t file_mode = 0444, file_uid = 0, file_gid = 0;
+  /// Skipped when its target cannot be made (the sandbox's own /etc files).
+  bool optional = false;
 };
 
 /// Fixed container mount points, created when missing (see stub cleanup in run()).
@@ -103,6 +122,23 @@ inline constexpr DevLink kDevLinks[] = {
     {"pts/ptmx", "/dev/ptmx"},
 };
 
+/// Hidden from the container (Docker's masked paths): a directory is covered by an
+/// empty read-only tmpfs, anything else by a bind of a verified /dev/null.
+inline constexpr const char* kMaskedPaths[] = {
+    "/proc/acpi",          "/proc/asound",       "/proc/interrupts",
+    "/proc/kcore",         "/proc/keys",         "/proc/latency_stats",
+    "/proc/sched_debug",   "/proc/scsi",         "/proc/timer_list",
+    "/proc/timer_stats",   "/sys/devices/virtual/powercap", "/sys/firmware",
+};
+/// Made read-only (Docker's readonly paths).
+inline constexpr const char* kReadonlyPaths[] = {
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+};
+
+/// Docker's default capabilities: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID
+/// SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
+inline constexpr uint64_t kDefaultCaps = 0x00000000a80425fbULL;
+
 /// Everything the child needs; all pointers stay valid in the child's copy of the
 /// parent's memory (clone without CLONE_VM).
 struct ChildPlan {
@@ -116,6 +152,7 @@ struct ChildPlan {
   unsigned long overlay_flags = 0;
 
   bool new_net = true;
+  int netns_fd = -1;  ///< join this network namespace (setns) instead of a new one
   const char* hostname = nullptr;
   size_t hostname_len = 0;
 
@@ -124,21 +161,35 @@ struct ChildPlan {
 
   char* cwd = nullptr;  ///< mutable copy for the in-place mkdir -p
 
+  /// Private tmpfs for file_data binds, mounted in the child's namespace only.
+  const char* files_dir = nullptr;
+
+  /// cgroup.procs files the child joins (writes "0" to) before anything else.
+  const char* const* cgroup_procs = nullptr;
+  size_t ncgroup_procs = 0;
+
+  /// Docker's defaults unless privileged: bounding set and capabilities, masked and
+  /// read-only paths, read-only /sys, the seccomp filter (null: none).
+  bool privileged = false;
+  uint64_t caps = kDefaultCaps;  ///< bounding/permitted/effective set for uid 0
+  int last_cap = 40;              ///< /proc/sys/kernel/cap_last_cap
+  const struct sock_fprog* seccomp = nullptr;
+
   uint32_t uid = 0;
   uint32_t gid = 0;
   const gid_t* groups = nullptr;
   size_t ngroups = 0;
 
-  /// execve() candidates from the PATH search, in order.
-  const char* const* candidates = nullptr;
-  size_t ncandidates = 0;
-  char* const* argv = nullptr;
+  /// The container's first program (exec/init/builder_init.c) as a sealed memfd, and
+  /// its argv: the sync fd number (kInitSyncFd), the exec step, the PATH candidates,
+  /// "--" and the command's argv. It execs the command with `envp`.
+  int init_fd = -1;
+  char* const* init_argv = nullptr;
   char* const* envp = nullptr;
-
-  // TODO(exec): seccomp filter (BPF prepared in the parent), capability sets and
-  // masked/read-only /proc paths are applied between setuid and execve; see
-  // apply_security() in sandbox_child.cpp.
 };
+
+/// The descriptor builder-init reports an exec failure on (the sync socket's copy).
+inline constexpr int kInitSyncFd = 3;
 
 /// The clone() entry point. Never returns: execve()s or _exit()s.
 int child_main(void* plan);

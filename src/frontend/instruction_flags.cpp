@@ -299,6 +299,9 @@ MountSpec parse_mount(const std::string& value, const WordExpander& expand) {
     if (uid_set) throw base::Error("uid not allowed for \"" + m.type + "\" type mounts");
     if (gid_set) throw base::Error("gid not allowed for \"" + m.type + "\" type mounts");
   }
+  // BuildKit reads `env` of any mount and uses it only for secrets; here it is refused
+  // where it would be ignored.
+  if (m.env && m.type != "secret") throw base::Error("unexpected key 'env' for mount type '" + m.type + "'");
   if (ro_auto) m.readonly = !(m.type == "cache" || m.type == "tmpfs");
   if (m.type == "secret") {
     if (!m.from.empty()) throw base::Error("secret mount should not have a from");

@@ -1,12 +1,65 @@
 // RUN --mount: each mount value parsed as BuildKit's parseMount and lowered to a graph
 // mount (dispatchRunMounts): bind (the context, a stage or an image), cache (a
-// persistent directory, optionally seeded from a stage) and tmpfs. Secret and SSH
-// mounts are refused until the sandbox can provide them.
+// persistent directory, optionally seeded from a stage), tmpfs, and secret and ssh
+// (dispatchSecret, dispatchSSH), which name only an id: the value is the executor's.
 #include "base/strings.h"
 #include "frontend/instruction_flags.h"
 #include "frontend/lower_internal.h"
 
 namespace builder::frontend::detail {
+namespace {
+
+/// Go's path.Base.
+std::string path_base(std::string p) {
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  if (p.empty()) return ".";
+  if (p == "/") return "/";
+  return p.substr(p.rfind('/') + 1);
+}
+
+/// A secret's or agent socket's target: absolute as written; a relative one is taken
+/// from the root, as the OCI runtime under BuildKit takes it (not from WORKDIR).
+std::string mount_target(const ast::Instruction& ins, const std::string& t) {
+  std::string target = base::clean_path("/" + t);
+  if (target == "/") throw base::Error("invalid mount target \"" + t + "\"", ins.range);
+  return target;
+}
+
+/// dispatchSecret / dispatchSSH: the id, the target, and the file's mode and owner.
+graph::ExecMount secret_or_ssh_mount(const ast::Instruction& ins, const MountSpec& m, const graph::ExecOp& op) {
+  graph::ExecMount g;
+  g.required = m.required;
+  g.uid = m.uid.value_or(0);
+  g.gid = m.gid.value_or(0);
+  if (m.type == "secret") {
+    g.kind = graph::ExecMount::Kind::Secret;
+    g.id = !m.source.empty() ? m.source : m.id;
+    if (g.id.empty()) g.id = path_base(m.target);  // parse_mount checked one of them is set
+    if (m.env && m.env->empty()) throw base::Error("invalid value for env: the variable name is empty", ins.range);
+    g.env = m.env;
+    // The file: the target; else /run/secrets/<id> unless the secret is only an env var.
+    if (!m.target.empty()) g.target = mount_target(ins, m.target);
+    else if (!m.env) g.target = "/run/secrets/" + path_base(g.id);
+    g.mode = m.mode.value_or(0400);
+    return g;
+  }
+  g.kind = graph::ExecMount::Kind::Ssh;
+  if (!m.source.empty()) throw base::Error("ssh does not support source", ins.range);
+  if (!m.from.empty()) throw base::Error("ssh mount should not have a from", ins.range);
+  g.id = m.id.empty() ? "default" : m.id;
+  if (!m.target.empty()) {
+    g.target = mount_target(ins, m.target);
+  } else {
+    // /run/buildkit/ssh_agent.N, N counting the step's SSH mounts as BuildKit's LLB does.
+    size_t n = 0;
+    for (const auto& other : op.mounts) n += other.kind == graph::ExecMount::Kind::Ssh ? 1 : 0;
+    g.target = "/run/buildkit/ssh_agent." + std::to_string(n);
+  }
+  g.mode = m.mode.value_or(0600);
+  return g;
+}
+
+}  // namespace
 
 std::string summarize_heredoc(const std::string& doc) {
   std::string d(base::trim(doc));
@@ -27,8 +80,10 @@ void Lowerer::add_run_mount(Stage& st, const ast::Instruction& ins, const std::s
   } catch (const base::Error& e) {
     fail(ins, e.message());
   }
-  if (m.type == "secret" || m.type == "ssh")
-    fail(ins, "RUN --mount=type=" + m.type + " is not supported yet");
+  if (m.type == "secret" || m.type == "ssh") {
+    op.mounts.push_back(secret_or_ssh_mount(ins, m, op));
+    return;
+  }
 
   graph::ExecMount g;
   g.readonly = m.readonly;

@@ -160,6 +160,10 @@ int run_container(cache::Store& store, image::ImageStore& images, const RunOptio
   spec.stdout_fd = 1;
   spec.stderr_fd = 2;
   spec.on_start = [](int pid) { g_container_pid.store(pid); };
+  spec.network = opts.network;
+  spec.privileged = opts.privileged;
+  spec.pids_limit = opts.pids_limit;
+  spec.memory_limit = opts.memory_limit;
 
   struct sigaction sa {}, old_int{}, old_term{};
   sa.sa_handler = forward_signal;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cache/store.h"
+#include "exec/sandbox.h"
 #include "image/store.h"
 
 namespace builder::runtime {
@@ -21,6 +22,10 @@ struct RunOptions {
   std::string workdir;                                   ///< -w; empty: image WorkingDir or "/"
   std::string user;                                      ///< -u; empty: image User
   bool remove = false;                                   ///< --rm
+  exec::Network network = exec::Network::Default;        ///< --network
+  bool privileged = false;                               ///< --privileged
+  int64_t pids_limit = 2048;                             ///< --pids-limit; 0: none
+  int64_t memory_limit = 0;                              ///< --memory; 0: none
 };
 
 /// The argv Docker would run: entrypoint (override or image's) + command (given, or the

@@ -391,7 +391,7 @@ TEST_CASE("sandbox: the network namespace has only lo, and it is up") {
 
   // host_network: the host's interfaces are visible.
   auto spec = r.spec({"cat", "/proc/net/dev"});
-  spec.host_network = true;
+  spec.network = builder::exec::Network::Host;
   auto h = run_capture(spec);
   CHECK(h.result.exit_code == 0);
   CHECK(h.out == builder::base::read_file("/proc/net/dev"));

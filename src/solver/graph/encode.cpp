@@ -50,7 +50,7 @@ Json to_json(const ExecOp& e) {
     Json ms = Json::array();
     for (const auto& m : e.mounts) {
       Json mj;
-      static const char* kinds[] = {"bind", "cache", "tmpfs"};
+      static const char* kinds[] = {"bind", "cache", "tmpfs", "secret", "ssh"};
       static const char* sharing[] = {"shared", "private", "locked"};
       mj["type"] = kinds[static_cast<int>(m.kind)];
       mj["target"] = m.target;
@@ -65,6 +65,15 @@ Json to_json(const ExecOp& e) {
         mj["gid"] = m.gid ? Json(*m.gid) : Json();
       }
       if (m.kind == ExecMount::Kind::Tmpfs) mj["size"] = m.size;
+      if (m.kind == ExecMount::Kind::Secret || m.kind == ExecMount::Kind::Ssh) {
+        // What is asked for, never the value: a changed secret keeps the cache (as BuildKit).
+        mj["id"] = m.id;
+        if (m.env) mj["env"] = *m.env;
+        mj["required"] = m.required;
+        mj["mode"] = m.mode ? Json(*m.mode) : Json();
+        mj["uid"] = m.uid ? Json(*m.uid) : Json();
+        mj["gid"] = m.gid ? Json(*m.gid) : Json();
+      }
       ms.push_back(std::move(mj));
     }
     j["mounts"] = std::move(ms);

@@ -38,8 +38,10 @@ enum class NetworkMode { Sandbox, Host, None };
 
 /// A file system a RUN step sees besides its root (`RUN --mount`, heredoc scripts).
 /// Nothing written to a mount becomes part of the step's layer.
+/// Secret and Ssh mounts carry only the id the build's --secret / --ssh provides: the
+/// value is looked up by the executor when the step runs, so it is in no cache key.
 struct ExecMount {
-  enum class Kind { Bind, Cache, Tmpfs };
+  enum class Kind { Bind, Cache, Tmpfs, Secret, Ssh };
   enum class Sharing { Shared, Private, Locked };
   Kind kind = Kind::Bind;
   std::string target;  ///< absolute path in the container
@@ -50,8 +52,16 @@ struct ExecMount {
   bool readonly = true;      ///< Bind with rw: writes go to a throw-away layer
   std::string cache_id;      ///< Cache: shared by every step that names it
   Sharing sharing = Sharing::Shared;
-  std::optional<uint32_t> mode, uid, gid;  ///< Cache: the new cache directory's
-  int64_t size = 0;                        ///< Tmpfs: bytes, 0 = the kernel's default
+  /// Cache: the new cache directory's; Secret: the file's, Ssh: the socket's (set).
+  std::optional<uint32_t> mode, uid, gid;
+  int64_t size = 0;  ///< Tmpfs: bytes, 0 = the kernel's default
+  /// Secret, Ssh: the id of the secret or agent. Secret: `target` may be empty when
+  /// only `env` is set (no file).
+  std::string id;
+  /// Secret: also (or only) the value of this environment variable of the process.
+  std::optional<std::string> env;
+  /// Secret, Ssh: a missing one fails the step; otherwise the step runs without it.
+  bool required = false;
 };
 
 /// Runs one process on top of input 0 (the root file system). The change it makes to

@@ -275,7 +275,12 @@ Result LocalExecutor::run_exec(const graph::ExecOp& op, const std::vector<Result
   spec.env = op.env;
   spec.cwd = op.cwd.empty() ? "/" : op.cwd;
   spec.user = op.user;
-  spec.host_network = op.network == graph::NetworkMode::Host;
+  spec.network = op.network == graph::NetworkMode::Host   ? exec::Network::Host
+                 : op.network == graph::NetworkMode::None ? exec::Network::None
+                                                          : exec::Network::Default;
+  spec.privileged = op.insecure;
+  spec.pids_limit = pids_limit_;
+  spec.memory_limit = memory_limit_;
   MountResources held;
   for (const auto& m : op.mounts) spec.mounts.push_back(prepare_mount(m, inputs, held));
   spec.on_output = out;
@@ -290,8 +295,11 @@ Result LocalExecutor::run_exec(const graph::ExecOp& op, const std::vector<Result
   if (rr.exit_code != 0) {
     std::string cmd;
     for (size_t i = 0; i < op.args.size(); ++i) cmd += (i ? " " : "") + op.args[i];
-    base::Error e("process \"" + cmd + "\" did not complete successfully: exit code: " +
-                  std::to_string(rr.exit_code));
+    std::string how = "did not complete successfully";
+    if (rr.oom_killed)
+      how = "was killed by the kernel's OOM killer (out of memory" +
+            (memory_limit_ > 0 ? ": the step's limit is " + std::to_string(memory_limit_) + " bytes)" : std::string(")"));
+    base::Error e("process \"" + cmd + "\" " + how + ": exit code: " + std::to_string(rr.exit_code));
     e.set_exit_code(rr.exit_code);
     e.set_detail(tail);
     throw e;

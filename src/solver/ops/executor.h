@@ -73,6 +73,12 @@ class LocalExecutor : public Executor {
   /// Materialises `result` as a plain directory tree at `dest` (--output type=local).
   void export_local(const Result& result, const std::string& dest);
 
+  /// Cgroup limits of every RUN step (0: none): tasks, and memory in bytes.
+  void set_step_limits(int64_t pids, int64_t memory) {
+    pids_limit_ = pids;
+    memory_limit_ = memory;
+  }
+
  private:
   Result run_source(const graph::SourceOp& op);
   Result run_exec(const graph::ExecOp& op, const std::vector<Result>& inputs, const OutputFn& out);
@@ -97,6 +103,8 @@ class LocalExecutor : public Executor {
   cache::ChecksumMemo memo_;  ///< context files' content hashes, saved on destruction
   cache::KeyLocks key_locks_;
   cache::Lease lease_;  ///< what this build looked up, made or exported: kept from prune/GC
+  int64_t pids_limit_ = 2048;
+  int64_t memory_limit_ = 0;
 };
 
 /// Host paths of a result's layers, top-most first (as overlayfs lowerdir wants).
