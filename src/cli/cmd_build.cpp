@@ -2,7 +2,10 @@
 // and BuildKit-style error reports mapped through the SourceMap.
 #include <cstdio>
 #include <cstdlib>
+#include <sys/stat.h>
+
 #include <filesystem>
+#include <list>
 #include <map>
 #include <optional>
 #include <set>
@@ -49,7 +52,90 @@ struct BuildOptions {
   bool check = false;          ///< --check: --call=check
   int64_t pids_limit = -1;     ///< --pids-limit; -1: config.json or 2048
   std::string memory;          ///< --memory; empty: config.json or none
+  std::vector<std::string> secrets;  ///< --secret id=ID[,src=PATH|env=VAR][,type=file|env]
+  std::vector<std::string> ssh;      ///< --ssh default|ID[=SOCKET|KEY[,KEY...]]
 };
+
+/// buildx's --secret values, read now (as its session does when the build starts): the
+/// bytes of each secret by id, kept in memory only. `id=ID` alone reads the environment
+/// variable ID if set, else the file ID; a variable that is not set is an empty secret.
+std::map<std::string, std::string> read_secrets(const std::vector<std::string>& specs) {
+  constexpr size_t kMaxSecretSize = 500 * 1024;  // BuildKit's limit
+  std::map<std::string, std::string> out;
+  for (const auto& spec : specs) {
+    std::string id, type, src, env;
+    for (const auto& field : base::split(spec, ',')) {
+      auto eq = field.find('=');
+      if (eq == std::string::npos)
+        throw base::Error("--secret " + spec + ": invalid field '" + field + "' must be a key=value pair");
+      std::string key = base::to_lower(field.substr(0, eq)), value = field.substr(eq + 1);
+      if (key == "type") {
+        if (value != "file" && value != "env")
+          throw base::Error("--secret " + spec + ": unsupported secret type \"" + value + "\" (file or env)");
+        type = value;
+      } else if (key == "id") {
+        id = value;
+      } else if (key == "source" || key == "src") {
+        src = value;
+      } else if (key == "env") {
+        env = value;
+      } else {
+        throw base::Error("--secret " + spec + ": unexpected key '" + key + "' in '" + field +
+                          "' (known keys: id, src, source, env, type)");
+      }
+    }
+    if (type == "env" && env.empty()) std::swap(env, src);
+    if (id.empty()) throw base::Error("--secret " + spec + ": secret missing ID");
+    if (env.empty() && src.empty()) (std::getenv(id.c_str()) ? env : src) = id;
+    if (!env.empty()) {
+      const char* v = std::getenv(env.c_str());
+      out[id] = v ? v : "";
+      continue;
+    }
+    struct stat st;
+    if (::stat(src.c_str(), &st) < 0) throw base::SysError(errno, "--secret " + id + ": failed to stat", src);
+    if (static_cast<size_t>(st.st_size) > kMaxSecretSize)
+      throw base::Error("--secret " + id + ": secret too big, max size 500KB: " + src);
+    out[id] = base::read_file(src);
+  }
+  return out;
+}
+
+/// buildx's --ssh values: the agent socket of each id, $SSH_AUTH_SOCK for an id with
+/// no path; key files are loaded into an ssh-agent started here (kept in `agents`).
+std::map<std::string, std::string> ssh_agents(const std::vector<std::string>& specs, const std::string& scratch_dir,
+                                              std::list<ops::SshKeyAgent>& agents) {
+  std::map<std::string, std::string> out;
+  for (const auto& spec : specs) {
+    auto eq = spec.find('=');
+    std::string id = spec.substr(0, eq);
+    if (id.empty()) id = "default";
+    std::vector<std::string> paths;
+    if (eq != std::string::npos) paths = base::split(spec.substr(eq + 1), ',');
+    if (out.count(id)) throw base::Error("--ssh: duplicate agent ID \"" + id + "\"");
+    if (paths.empty() || (paths.size() == 1 && paths[0].empty())) {
+      const char* sock = std::getenv("SSH_AUTH_SOCK");
+      if (!sock || !*sock)
+        throw base::Error("--ssh " + spec + ": invalid empty ssh agent socket: SSH_AUTH_SOCK is not set");
+      paths = {sock};
+    }
+    std::vector<std::string> sockets, keys;
+    for (const auto& p : paths) {
+      struct stat st;
+      if (p.empty()) throw base::Error("--ssh " + spec + ": empty path");
+      if (::stat(p.c_str(), &st) < 0) throw base::SysError(errno, "--ssh: stat", p);
+      (S_ISSOCK(st.st_mode) ? sockets : keys).push_back(std::filesystem::absolute(p).string());
+    }
+    if (sockets.size() > 1) throw base::Error("--ssh " + spec + ": only single socket allowed");
+    if (!sockets.empty() && !keys.empty()) throw base::Error("--ssh " + spec + ": invalid combination of keys and sockets");
+    if (!sockets.empty()) {
+      out[id] = sockets[0];
+    } else {
+      out[id] = agents.emplace_back(scratch_dir, keys).socket_path();
+    }
+  }
+  return out;
+}
 
 /// Base images come from the local store only (no registry client yet).
 class StoreResolver : public frontend::ImageResolver {
@@ -358,6 +444,10 @@ int run_build(const std::string& root, const BuildOptions& o) {
     lo.lint = &findings;
     StoreResolver resolver(images);
     if (call.name != "build") return run_call(call, file, source, display, lo, resolver, quiet);
+    // --secret and --ssh are read and started before anything runs, as buildx's session.
+    std::map<std::string, std::string> secrets = read_secrets(o.secrets);
+    std::list<ops::SshKeyAgent> key_agents;  // until the build ends
+    std::map<std::string, std::string> agents = ssh_agents(o.ssh, store.scratch_dir(), key_agents);
     recorder.emplace(store, HistoryRecorder::Info{stdin_context ? "-" : context, dockerfile.empty() ? "-" : dockerfile,
                                                   o.target, tags});
     lowered = frontend::lower(file, lo, resolver);
@@ -373,6 +463,8 @@ int run_build(const std::string& root, const BuildOptions& o) {
     ops::LocalExecutor executor(store, images, {{"context", context}});
     SandboxLimits limits = sandbox_limits(root, o.pids_limit, o.memory);
     executor.set_step_limits(limits.pids, limits.memory);
+    executor.set_secrets(std::move(secrets));
+    executor.set_ssh_agents(std::move(agents));
     solver::DbStepRecords records(store.db());
     solver::SolveOptions so;
     so.no_cache = o.no_cache;
@@ -455,6 +547,10 @@ void add_build_command(CLI::App& app, Context& ctx) {
   cmd->add_option("--allow", o->allow, "Grant an entitlement: network.host, security.insecure")
       ->allow_extra_args(false);
   cmd->add_flag("--no-cache", o->no_cache, "Do not use the cache");
+  cmd->add_option("--secret", o->secrets, "Secret for RUN --mount=type=secret: id=ID[,src=PATH|env=VAR]")
+      ->allow_extra_args(false);
+  cmd->add_option("--ssh", o->ssh, "SSH agent socket or keys for RUN --mount=type=ssh: default|ID[=SOCKET|KEY[,KEY]]")
+      ->allow_extra_args(false);
   cmd->add_option("--pids-limit", o->pids_limit, "Tasks each RUN step may have (default 2048; 0: no limit)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("-m,--memory", o->memory, "Memory limit of each RUN step (e.g. 512MiB; default: none)");

@@ -341,7 +341,8 @@ Layout detect_layout() {
         layout.hierarchies.push_back(std::move(h));
       }
     }
-    if (layout.hierarchies.empty()) layout.unavailable = "no pids or memory cgroup controller is mounted";
+    if (layout.hierarchies.empty())
+      layout.unavailable = "no pids or memory cgroup controller is mounted";
   } catch (const std::exception& e) {
     layout.hierarchies.clear();
     layout.unavailable = e.what();
@@ -379,26 +380,23 @@ void pause_for(int round) {
   ::nanosleep(&ts, nullptr);
 }
 
-/// Kills every task in `dirs`: cgroup.kill on v2 (atomic against forks), else SIGKILL to
-/// each listed pid until every cgroup.procs reads empty. A task forking while we read
-/// shows up on the next round; a killed one cannot fork. Bounded to a few seconds.
+/// Kills every task in `dirs` (not in their subgroups): cgroup.kill on v2, then SIGKILL to
+/// each pid still listed until every cgroup.procs reads empty (on v1 that is the only
+/// way; a task forking while we read shows up on the next round, and a killed one cannot
+/// fork). Returns when the tasks are gone, or after a few seconds (logged).
 void kill_tasks(const std::vector<std::string>& dirs, const std::vector<bool>& v2) noexcept {
   try {
-    std::vector<std::string> v1_dirs;
     for (size_t i = 0; i < dirs.size(); ++i) {
-      if (v2[i]) {
-        try {
-          if (write_control_if_present(dirs[i] + "/cgroup.kill", "1")) continue;
-        } catch (const base::SysError& e) {
-          if (e.err() == ENOENT) continue;  // the group is gone already
-          base::log_warn(std::string(e.what()));
-        }
+      if (!v2[i]) continue;
+      try {
+        write_control_if_present(dirs[i] + "/cgroup.kill", "1");  // absent before Linux 5.14
+      } catch (const base::SysError& e) {
+        if (e.err() != ENOENT) base::log_warn(std::string(e.what()));  // ENOENT: group gone
       }
-      v1_dirs.push_back(dirs[i]);
     }
-    for (int round = 0; round < 1000 && !v1_dirs.empty(); ++round) {
+    for (int round = 0; round < 1000; ++round) {
       bool any = false;
-      for (const auto& d : v1_dirs)
+      for (const auto& d : dirs)
         for (pid_t p : group_pids(d)) {
           any = true;
           ::kill(p, SIGKILL);
@@ -406,18 +404,35 @@ void kill_tasks(const std::vector<std::string>& dirs, const std::vector<bool>& v
       if (!any) return;
       pause_for(round);
     }
-    if (!v1_dirs.empty()) base::log_warn("cgroup: tasks survive SIGKILL in `" + v1_dirs[0] + "`");
+    base::log_warn("cgroup: tasks survive SIGKILL in `" + dirs.front() + "`");
   } catch (const std::exception& e) {
     base::log_warn(std::string("cgroup: killing tasks: ") + e.what());
   }
 }
 
-/// rmdir of each of `dirs`; on EBUSY (tasks inside) kills them and retries for a few
-/// seconds. Returns whether all are gone.
+bool remove_dirs(const std::vector<std::string>& dirs, const std::vector<bool>& v2) noexcept;
+
+/// Removes the groups a (privileged) container made inside `dir`, deepest first.
+void remove_subgroups(const std::string& dir, bool v2) noexcept {
+  std::vector<std::string> subs;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") != 0 &&
+          std::strcmp(e->d_name, "..") != 0)
+        subs.push_back(dir + "/" + e->d_name);
+    ::closedir(d);
+  }
+  for (const auto& s : subs) remove_dirs({s}, {v2});
+}
+
+/// rmdir of each of `dirs` (the same group in several hierarchies). The first EBUSY (tasks
+/// or subgroups inside) kills the tasks of all of them and removes subgroups; rmdir is
+/// retried for a few seconds. Returns whether all are gone.
 bool remove_dirs(const std::vector<std::string>& dirs, const std::vector<bool>& v2) noexcept {
   bool all = true;
   bool killed = false;
-  for (const auto& d : dirs) {
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    const std::string& d = dirs[i];
     for (int round = 0;; ++round) {
       if (::rmdir(d.c_str()) == 0 || errno == ENOENT) break;
       int err = errno;
@@ -430,6 +445,7 @@ bool remove_dirs(const std::vector<std::string>& dirs, const std::vector<bool>& 
         kill_tasks(dirs, v2);
         killed = true;
       }
+      remove_subgroups(d, v2[i]);
       pause_for(round);
     }
   }

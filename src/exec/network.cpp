@@ -294,7 +294,8 @@ class Slirp {
     struct pollfd pfd{ready_r.get(), POLLIN, 0};
     auto deadline = std::chrono::steady_clock::now() + kReadyTimeout;
     for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) {
         why = "timed out after " + std::to_string(kReadyTimeout.count()) + " s waiting for it";
         break;
@@ -404,7 +405,8 @@ class Slirp {
       if (n <= 0) break;
       std::lock_guard lk(mu_);
       if (!ready_) {
-        stderr_.append(buf, std::min(static_cast<size_t>(n), kMaxStderr - std::min(kMaxStderr, stderr_.size())));
+        size_t room = kMaxStderr - std::min(kMaxStderr, stderr_.size());
+        stderr_.append(buf, std::min(static_cast<size_t>(n), room));
       } else if (base::debug_enabled()) {
         base::log_debug("slirp4netns: " + std::string(base::trim(std::string_view(buf, n))));
       }
@@ -443,18 +445,25 @@ class Slirp {
 
 }  // namespace detail
 
-SharedNetwork& SharedNetwork::get() {
+SharedNetwork& SharedNetwork::current() noexcept {
   static SharedNetwork net;
+  return net;
+}
+
+SharedNetwork& SharedNetwork::get() {
+  SharedNetwork& net = current();
   std::lock_guard lk(net.mu_);
   if (net.failure_) throw base::Error(*net.failure_);
   if (!net.slirp_ || net.slirp_->exited()) {
     try {
       net.start();
-    } catch (const base::Error& e) {
-      net.failure_ = e.message();
+    } catch (const std::exception& e) {
+      // Not only base::Error (std::thread may throw): the caller falls back on Error.
+      auto* err = dynamic_cast<const base::Error*>(&e);
+      net.failure_ = err ? err->message() : std::string("sandbox network: ") + e.what();
       net.slirp_.reset();
       net.netns_.reset();
-      throw;
+      throw base::Error(*net.failure_);
     }
   }
   return net;
@@ -492,7 +501,8 @@ SharedNetwork::~SharedNetwork() { shutdown(); }
 std::string hosts_file(const std::string& hostname) {
   for (unsigned char c : hostname)
     if (c <= ' ' || c == 0x7f || c == '#')
-      throw base::Error("hostname `" + hostname + "` cannot be written to /etc/hosts (whitespace, control or '#')");
+      throw base::Error("hostname `" + hostname +
+                        "` cannot be written to /etc/hosts (whitespace, control or '#')");
   std::string h = hostname.empty() || hostname == "localhost" ? "" : " " + hostname;
   return "127.0.0.1\tlocalhost" + h + "\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 }

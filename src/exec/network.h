@@ -34,6 +34,9 @@ class SharedNetwork {
   /// failing); a failure is remembered and thrown again by later calls without retrying,
   /// until shutdown(). If slirp4netns died since, it is started again (with a warning).
   static SharedNetwork& get();
+  /// The same object without setting anything up (netns_fd() is -1 until a get()
+  /// succeeds): to shutdown() after a failure, which get() would throw again.
+  static SharedNetwork& current() noexcept;
 
   /// The namespace, for setns(fd, CLONE_NEWNET) in a container's child. O_CLOEXEC;
   /// owned here: valid until shutdown().

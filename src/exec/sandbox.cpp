@@ -5,6 +5,7 @@
 #include "exec/sandbox.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -164,6 +165,18 @@ int last_cap() {
     return v;
   }();
   return cap;
+}
+
+/// The capabilities builder itself holds (its permitted set): a container can get no
+/// more, and asking for more would fail (a host may withhold some, e.g. SYS_RESOURCE).
+uint64_t held_caps() {
+  static const uint64_t caps = [] {
+    struct __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2] = {};
+    if (::syscall(SYS_capget, &hdr, data) < 0) throw base::SysError(errno, "sandbox: capget");
+    return static_cast<uint64_t>(data[0].permitted) | static_cast<uint64_t>(data[1].permitted) << 32;
+  }();
+  return caps;
 }
 
 void check_overlay_path(const std::string& p) {
@@ -518,7 +531,17 @@ RunResult run(const RunSpec& spec) {
 
   // ---- cgroups: limits, OOM accounting, and a group to kill whatever escapes the
   // PID namespace's teardown. Destroyed after the container is reaped.
+  // The first container of a process also removes groups a killed builder left.
+  static std::once_flag repaired;
+  std::call_once(repaired, [] { remove_stale_cgroups(); });
   Cgroup cgroup = Cgroup::create(CgroupLimits{spec.pids_limit, spec.memory_limit});
+  if (!cgroup.available() && spec.pids_limit > 0) {
+    static std::once_flag warned;
+    std::call_once(warned, [] {
+      base::log_warn("no pids cgroup controller: containers run without a task limit (" +
+                     cgroup_unavailable_reason() + ")");
+    });
+  }
   p.cgroup_procs = cgroup.procs_files();
   for (const auto& f : p.cgroup_procs) p.cgroup_procs_ptrs.push_back(f.c_str());
 
@@ -559,6 +582,7 @@ RunResult run(const RunSpec& spec) {
   plan.files_dir = p.files_dir.empty() ? nullptr : p.files_dir.c_str();
   plan.privileged = spec.privileged;
   plan.last_cap = last_cap();
+  plan.caps = spec.privileged ? held_caps() : detail::kDefaultCaps & held_caps();
   plan.seccomp = spec.privileged ? nullptr : &default_seccomp_filter();
   plan.cgroup_procs = p.cgroup_procs_ptrs.data();
   plan.ncgroup_procs = p.cgroup_procs_ptrs.size();

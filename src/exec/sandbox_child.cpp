@@ -401,16 +401,11 @@ void reset_signals() {
   }
 }
 
-/// Every capability this kernel has, as a mask.
-uint64_t all_caps(const ChildPlan& p) {
-  return p.last_cap >= 63 ? ~0ULL : (1ULL << (p.last_cap + 1)) - 1;
-}
-
 /// Narrows the bounding set to the container's capabilities and loads the seccomp
 /// filter. Runs as root before the user switch: seccomp without no_new_privs needs
 /// CAP_SYS_ADMIN, and dropping from the bounding set needs CAP_SETPCAP.
 void restrict_privileges(const ChildPlan& p) {
-  if (p.privileged) return;
+  if (p.privileged) return;  // p.caps is all we hold; the bounding set stays as it is
   for (int cap = 0; cap <= p.last_cap; ++cap)
     if (!(p.caps >> cap & 1)) check(p, ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), Step::kCapBound, cap);
   if (p.seccomp)
@@ -422,7 +417,7 @@ void restrict_privileges(const ChildPlan& p) {
 /// inheritable and ambient sets are empty, so no file capability or later exec can
 /// widen them (CVE-2022-24769).
 void set_capabilities(const ChildPlan& p) {
-  uint64_t caps = p.uid == 0 ? (p.privileged ? all_caps(p) : p.caps) : 0;
+  uint64_t caps = p.uid == 0 ? p.caps : 0;
   struct __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[2];
   std::memset(data, 0, sizeof data);

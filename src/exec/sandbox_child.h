@@ -171,7 +171,9 @@ struct ChildPlan {
   /// Docker's defaults unless privileged: bounding set and capabilities, masked and
   /// read-only paths, read-only /sys, the seccomp filter (null: none).
   bool privileged = false;
-  uint64_t caps = kDefaultCaps;  ///< bounding/permitted/effective set for uid 0
+  /// Bounding/permitted/effective set for uid 0: Docker's defaults (or, privileged,
+  /// everything builder holds), never more than builder holds.
+  uint64_t caps = kDefaultCaps;
   int last_cap = 40;              ///< /proc/sys/kernel/cap_last_cap
   const struct sock_fprog* seccomp = nullptr;
 

@@ -1,6 +1,8 @@
 // tests/exec/cgroup_test.cpp — exec::Cgroup: the pids limit stops a fork bomb, the memory
 // limit OOM-kills and is reported, destroy kills what is left and leaves no directory,
 // remove_stale_cgroups tells dead (and reused) owner pids from live ones. Needs root.
+#include "exec/cgroup.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -17,7 +19,6 @@
 #include <vector>
 
 #include "base/fs.h"
-#include "exec/cgroup.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -189,8 +190,16 @@ TEST_CASE("cgroup: destroy kills the tasks still inside and removes every direct
     int pipefd[2];
     REQUIRE(::pipe2(pipefd, O_CLOEXEC) == 0);
     child = fork_in(cg, [&] {
-      // A grandchild too: it is not ours to reap, destroy must still find it.
+      // A grandchild too, in a subgroup the container made (as a privileged one may): it
+      // is not ours to reap, and destroy must still find it and remove the subgroup.
+      std::vector<std::string> inner;
+      for (const auto& d : cg.dirs()) {
+        inner.push_back(d + "/inner/cgroup.procs");
+        if (::mkdir((d + "/inner").c_str(), 0755) != 0) return 123;
+      }
       if (::fork() == 0) {
+        if (!join(inner)) ::_exit(120);
+        (void)!::write(pipefd[1], "y", 1);
         ::pause();
         ::_exit(0);
       }
@@ -199,18 +208,29 @@ TEST_CASE("cgroup: destroy kills the tasks still inside and removes every direct
       return 0;
     });
     ::close(pipefd[1]);
-    char c;
-    REQUIRE(::read(pipefd[0], &c, 1) == 1);
+    char c[2];
+    REQUIRE(::read(pipefd[0], &c[0], 1) == 1);
+    REQUIRE(::read(pipefd[0], &c[1], 1) == 1);
     ::close(pipefd[0]);
     std::string procs = builder::base::read_file(cg.procs_files().at(0));
-    CHECK(procs.find(std::to_string(child) + "\n") != std::string::npos);
-    CHECK(std::count(procs.begin(), procs.end(), '\n') == 2);
+    CHECK(procs == std::to_string(child) + "\n");
+    std::string inner = builder::base::read_file(cg.dirs().at(0) + "/inner/cgroup.procs");
+    CHECK(std::count(inner.begin(), inner.end(), '\n') == 1);
     // Moved from: the moved-to object owns the group, the old one is empty.
     Cgroup owner = std::move(cg);
     CHECK_FALSE(cg.available());
     CHECK(owner.available());
   }
-  int status = wait_status(child);
+  // Destroy has returned: the child must be dead already (give it a moment to be reaped
+  // by the kernel's bookkeeping, but never hang the suite on a survivor).
+  int status = 0;
+  pid_t r = 0;
+  for (int i = 0; i < 500 && (r = ::waitpid(child, &status, WNOHANG)) == 0; ++i) ::usleep(10'000);
+  if (r == 0) {
+    ::kill(child, SIGKILL);
+    wait_status(child);
+    FAIL("the task inside survived destroy");
+  }
   REQUIRE(WIFSIGNALED(status));
   CHECK(WTERMSIG(status) == SIGKILL);
   for (const auto& d : dirs) CHECK_MESSAGE(!fs::exists(d), d);
@@ -260,9 +280,9 @@ TEST_CASE("cgroup: remove_stale_cgroups removes groups of dead or reused owners 
   REQUIRE(::stat("/proc/self/ns/pid", &ns) == 0);
   std::vector<std::string> reused, foreign;
   for (const auto& parent : builder::exec::cgroup_parent_dirs()) {
-    reused.push_back(parent + "/" + std::to_string(::getpid()) + "-1-" +
-                     std::to_string(ns.st_ino) + "-999999");
-    foreign.push_back(parent + "/not-a-builder-group");
+    reused.push_back(parent + "/" + std::to_string(::getpid()) + "-1-" + std::to_string(ns.st_ino) +
+                     "-999999");
+    foreign.push_back(parent + "/not-a-builder-group-" + std::to_string(::getpid()));
     REQUIRE(::mkdir(reused.back().c_str(), 0755) == 0);
     REQUIRE(::mkdir(foreign.back().c_str(), 0755) == 0);
   }
@@ -288,7 +308,8 @@ TEST_CASE("cgroup: create and destroy are cheap and leave nothing") {
     size_t n = 0;
     for (const auto& parent : builder::exec::cgroup_parent_dirs())
       for (const auto& e : fs::directory_iterator(parent))
-        if (e.is_directory() && e.path().filename().string().rfind(std::to_string(::getpid()) + "-", 0) == 0)
+        if (e.is_directory() &&
+            e.path().filename().string().rfind(std::to_string(::getpid()) + "-", 0) == 0)
           ++n;
     return n;
   };
@@ -299,8 +320,9 @@ TEST_CASE("cgroup: create and destroy are cheap and leave nothing") {
     for (int i = 0; i < kRounds; ++i) {
       Cgroup cg = Cgroup::create(CgroupLimits{.pids_max = 2048, .memory_max = memory});
     }
-    auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
-                  .count();
+    auto us =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
     MESSAGE("create+destroy, memory limit " << memory << ": " << us / kRounds << " us mean over "
                                             << kRounds);
     CHECK(us / kRounds < 20'000);

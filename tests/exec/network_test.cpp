@@ -242,11 +242,11 @@ void check_network_works(SharedNetwork& net) {
   CHECK_MESSAGE(default_route, std::string(r.route, size_t(r.route_len)));
 
   // The host's loopback is not reachable through the gateway address...
-  MESSAGE("connect to 10.0.2.2 (host loopback): " << std::strerror(r.loopback_err));
+  MESSAGE("connect to 10.0.2.2 (host loopback): " << std::string(std::strerror(r.loopback_err)));
   CHECK(r.loopback_err != 0);
   CHECK(!loopback.accept(200).valid());
   // ...its external address is, NATed by slirp4netns.
-  CHECK_MESSAGE(r.external_err == 0, "connect to " << ext_ip << ": " << std::strerror(r.external_err));
+  CHECK_MESSAGE(r.external_err == 0, "connect to " << ext_ip << ": " << std::string(std::strerror(r.external_err)));
   Fd conn = external.accept(5000);
   REQUIRE(conn.valid());
   std::string got;
@@ -310,7 +310,7 @@ std::string netns_link(int fd) {
 
 TEST_CASE("network: a container in the shared network reaches the host's external address, not its loopback") {
   if (!have_network_prereqs()) return;
-  SharedNetwork::get().shutdown();  // a fresh one, to time its creation
+  SharedNetwork::current().shutdown();  // a fresh one, to time its creation
   auto t0 = std::chrono::steady_clock::now();
   SharedNetwork& net = SharedNetwork::get();
   auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -373,10 +373,10 @@ TEST_CASE("network: without a working slirp4netns get() throws the reason, once 
     std::string path;
     ~RestorePath() {
       ::setenv("PATH", path.c_str(), 1);
-      SharedNetwork::get().shutdown();
+      SharedNetwork::current().shutdown();
     }
   } restore{old_path};
-  SharedNetwork::get().shutdown();
+  SharedNetwork::current().shutdown();
 
   ::setenv("PATH", tmp.path().c_str(), 1);
   CHECK_THROWS_WITH_AS(SharedNetwork::get(), "slirp4netns not found in PATH (install the slirp4netns package)",
@@ -389,7 +389,7 @@ TEST_CASE("network: without a working slirp4netns get() throws the reason, once 
   // The failure is remembered: no retry (and no new warning) on every RUN step.
   CHECK_THROWS_WITH_AS(SharedNetwork::get(), "slirp4netns not found in PATH (install the slirp4netns package)",
                        builder::base::Error);
-  SharedNetwork::get().shutdown();  // forgets it
+  SharedNetwork::current().shutdown();  // forgets it
   CHECK_THROWS_WITH_AS(SharedNetwork::get(),
                        "slirp4netns failed: it exited before configuring tap0 (exit status 3): cannot open netns",
                        builder::base::Error);

@@ -623,6 +623,8 @@ TEST_CASE("sandbox: stub cleanup never follows symlinks planted in the upper dir
   m.source = src;
   m.target = "/mnt/x";
   spec.mounts = {m};
+  // Privileged: only a step with CAP_SYS_ADMIN (--security=insecure) can unmount.
+  spec.privileged = true;
   spec.args = {"sh", "-c", "umount /mnt/x 2>/dev/null; rm -rf /mnt; ln -s " + victim + " /mnt"};
   auto o = run_capture(spec);
   CHECK(o.result.exit_code == 0);

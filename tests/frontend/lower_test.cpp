@@ -422,10 +422,9 @@ TEST_CASE("lower: multi-stage, --target and COPY --from reach only needed stages
 }
 
 TEST_CASE("lower: unsupported features and bad flags fail with Dockerfile:line:col") {
-  CHECK(error_of("FROM busybox\nRUN --mount=type=secret,id=x echo\n") ==
-        "Dockerfile:2:1: RUN --mount=type=secret is not supported yet");
-  CHECK(error_of("FROM busybox\nRUN --mount=type=ssh echo\n") ==
-        "Dockerfile:2:1: RUN --mount=type=ssh is not supported yet");
+  CHECK(error_of("FROM busybox\nRUN --mount=type=secret echo\n") ==
+        "Dockerfile:2:1: invalid secret mount. one of source, target required");
+  CHECK(error_of("FROM busybox\nRUN --mount=type=ssh,src=/a echo\n") == "Dockerfile:2:1: ssh does not support source");
   CHECK(error_of("FROM busybox\n  RUN --network=host echo\n") ==
         "Dockerfile:2:3: RUN --network=host needs the entitlement network.host: pass --allow network.host");
   CHECK(error_of("FROM busybox\nRUN --security=insecure echo\n") ==

@@ -129,8 +129,65 @@ bool opaque_dir(const std::string& path) {
 
 }  // namespace
 
-exec::BindMount LocalExecutor::prepare_mount(const graph::ExecMount& m, const std::vector<Result>& inputs,
-                                             MountResources& held) {
+namespace {
+
+/// Sets `key` in a "K=V" list, replacing an earlier value.
+void set_env(std::vector<std::string>& env, const std::string& key, const std::string& value) {
+  for (auto& e : env)
+    if (e.compare(0, key.size() + 1, key + "=") == 0) {
+      e = key + "=" + value;
+      return;
+    }
+  env.push_back(key + "=" + value);
+}
+
+}  // namespace
+
+std::optional<exec::BindMount> LocalExecutor::secret_mount(const graph::ExecMount& m, std::vector<std::string>& env) {
+  auto it = secrets_.find(m.id);
+  if (it == secrets_.end() && m.required)
+    throw base::Error("secret " + m.id + ": not found: this step requires it (pass --secret id=" + m.id +
+                      ",src=FILE or ,env=VAR)");
+  // As BuildKit: a missing optional secret leaves the variable empty and makes no file.
+  if (m.env) set_env(env, *m.env, it == secrets_.end() ? std::string() : it->second);
+  if (it == secrets_.end() || m.target.empty()) return std::nullopt;
+  exec::BindMount b;
+  b.target = m.target;
+  b.readonly = true;
+  b.file_data = it->second;
+  b.file_mode = m.mode.value_or(0400) & 0777;
+  b.file_uid = m.uid.value_or(0);
+  b.file_gid = m.gid.value_or(0);
+  return b;
+}
+
+std::optional<exec::BindMount> LocalExecutor::ssh_mount(const graph::ExecMount& m, MountResources& held,
+                                                        std::vector<std::string>& env) {
+  // The first agent socket is SSH_AUTH_SOCK unless the step's environment sets it, as
+  // BuildKit's LLB does; also when the agent is missing and optional.
+  bool has_sock = false;
+  for (const auto& e : env) has_sock = has_sock || e.rfind("SSH_AUTH_SOCK=", 0) == 0;
+  if (!has_sock) env.push_back("SSH_AUTH_SOCK=" + m.target);
+  auto it = ssh_agents_.find(m.id);
+  if (it == ssh_agents_.end()) {
+    if (!m.required) return std::nullopt;
+    throw base::Error("no SSH key \"" + m.id + "\" forwarded from the client: this step requires it (pass --ssh " +
+                      m.id + (m.id == "default" ? "" : "=SOCKET|KEY") + ")");
+  }
+  const SshProxy& proxy =
+      held.ssh.emplace_back(it->second, store_.scratch_dir(), m.mode.value_or(0600), m.uid.value_or(0), m.gid.value_or(0));
+  exec::BindMount b;
+  b.source = proxy.socket_path();
+  b.target = m.target;
+  b.readonly = true;  // connecting needs no write access to the mount
+  return b;
+}
+
+std::optional<exec::BindMount> LocalExecutor::prepare_mount(const graph::ExecMount& m,
+                                                            const std::vector<Result>& inputs, MountResources& held,
+                                                            std::vector<std::string>& env) {
+  if (m.kind == graph::ExecMount::Kind::Secret) return secret_mount(m, env);
+  if (m.kind == graph::ExecMount::Kind::Ssh) return ssh_mount(m, held, env);
   exec::BindMount b;
   b.target = m.target;
   b.readonly = m.readonly;
@@ -282,7 +339,8 @@ Result LocalExecutor::run_exec(const graph::ExecOp& op, const std::vector<Result
   spec.pids_limit = pids_limit_;
   spec.memory_limit = memory_limit_;
   MountResources held;
-  for (const auto& m : op.mounts) spec.mounts.push_back(prepare_mount(m, inputs, held));
+  for (const auto& m : op.mounts)
+    if (auto b = prepare_mount(m, inputs, held, spec.env)) spec.mounts.push_back(std::move(*b));
   spec.on_output = out;
   // Keep the last output for the error message; the full log streams to `out`.
   std::string tail;

@@ -23,6 +23,7 @@
 #include "image/store.h"
 #include "solver/graph/ops.h"
 #include "solver/ops/result.h"
+#include "solver/ops/ssh_proxy.h"
 
 namespace builder::ops {
 
@@ -73,6 +74,13 @@ class LocalExecutor : public Executor {
   /// Materialises `result` as a plain directory tree at `dest` (--output type=local).
   void export_local(const Result& result, const std::string& dest);
 
+  /// What `--secret` provides: each secret's bytes by id, read when the build started.
+  /// Held in memory only; a step gets them as a file on a tmpfs inside its container
+  /// or as an environment variable, never in a layer, a cache key or a log.
+  void set_secrets(std::map<std::string, std::string> secrets) { secrets_ = std::move(secrets); }
+  /// What `--ssh` provides: the host path of each agent's socket by id.
+  void set_ssh_agents(std::map<std::string, std::string> sockets) { ssh_agents_ = std::move(sockets); }
+
   /// Cgroup limits of every RUN step (0: none): tasks, and memory in bytes.
   void set_step_limits(int64_t pids, int64_t memory) {
     pids_limit_ = pids;
@@ -84,12 +92,21 @@ class LocalExecutor : public Executor {
   Result run_exec(const graph::ExecOp& op, const std::vector<Result>& inputs, const OutputFn& out);
   Result run_file(const graph::FileOp& op, const std::vector<Result>& inputs);
   Result run_merge(const std::vector<Result>& inputs);
-  /// What a RUN step's mounts hold while it runs: temporary directories, cache locks.
+  /// What a RUN step's mounts hold while it runs: temporary directories, cache locks,
+  /// SSH agent relays.
   struct MountResources {
     std::list<base::TempDir> dirs;
     std::vector<base::Fd> locks;
+    std::list<SshProxy> ssh;
   };
-  exec::BindMount prepare_mount(const graph::ExecMount& m, const std::vector<Result>& inputs, MountResources& held);
+  /// The sandbox mount for `m`, or nullopt when there is none (a secret only in the
+  /// environment, an optional secret or agent the build was not given). Secret and SSH
+  /// mounts may add variables to `env`.
+  std::optional<exec::BindMount> prepare_mount(const graph::ExecMount& m, const std::vector<Result>& inputs,
+                                               MountResources& held, std::vector<std::string>& env);
+  std::optional<exec::BindMount> secret_mount(const graph::ExecMount& m, std::vector<std::string>& env);
+  std::optional<exec::BindMount> ssh_mount(const graph::ExecMount& m, MountResources& held,
+                                           std::vector<std::string>& env);
   /// The host directory of a cache mount, locked as its sharing mode says.
   std::string cache_mount_dir(const graph::ExecMount& m, const std::vector<Result>& inputs, MountResources& held);
   std::string local_dir(const std::string& name) const;
@@ -105,6 +122,8 @@ class LocalExecutor : public Executor {
   cache::Lease lease_;  ///< what this build looked up, made or exported: kept from prune/GC
   int64_t pids_limit_ = 2048;
   int64_t memory_limit_ = 0;
+  std::map<std::string, std::string> secrets_;     ///< id -> bytes
+  std::map<std::string, std::string> ssh_agents_;  ///< id -> agent socket
 };
 
 /// Host paths of a result's layers, top-most first (as overlayfs lowerdir wants).
