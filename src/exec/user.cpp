@@ -7,6 +7,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "base/error.h"
@@ -216,6 +217,11 @@ Credentials resolve_user(const RunSpec& spec) {
           break;
         }
   }
+  // The primary group is a supplementary group too, as login's initgroups() makes it:
+  // otherwise a process that changes its effective gid (a setgid program) leaves the
+  // group, and a file that denies that group ("rwx---rwx") becomes readable to it
+  // (CVE-2022-36109). Nothing else of builder's own groups is ever kept.
+  if (std::find(c.groups.begin(), c.groups.end(), c.gid) == c.groups.end()) c.groups.insert(c.groups.begin(), c.gid);
   return c;
 }
 
