@@ -105,14 +105,19 @@ std::map<std::string, std::string> read_secrets(const std::vector<std::string>& 
 /// no path; key files are loaded into an ssh-agent started here (kept in `agents`).
 std::map<std::string, std::string> ssh_agents(const std::vector<std::string>& specs, const std::string& scratch_dir,
                                               std::list<ops::SshKeyAgent>& agents) {
+  auto id_of = [](const std::string& spec) {
+    std::string id = spec.substr(0, spec.find('='));
+    return id.empty() ? std::string("default") : id;
+  };
+  std::set<std::string> ids;
+  for (const auto& spec : specs)
+    if (!ids.insert(id_of(spec)).second) throw base::Error("--ssh: duplicate agent ID \"" + id_of(spec) + "\"");
   std::map<std::string, std::string> out;
   for (const auto& spec : specs) {
     auto eq = spec.find('=');
-    std::string id = spec.substr(0, eq);
-    if (id.empty()) id = "default";
+    std::string id = id_of(spec);
     std::vector<std::string> paths;
     if (eq != std::string::npos) paths = base::split(spec.substr(eq + 1), ',');
-    if (out.count(id)) throw base::Error("--ssh: duplicate agent ID \"" + id + "\"");
     if (paths.empty() || (paths.size() == 1 && paths[0].empty())) {
       const char* sock = std::getenv("SSH_AUTH_SOCK");
       if (!sock || !*sock)

@@ -396,7 +396,7 @@ TEST_CASE("gc: the config file is read over the defaults; bad values name the fi
         "config file `/r/config.json`: gc.maxUsed: unknown key (known: enabled, keepDuration, reservedSpace, "
         "maxUsedSpace, minFreeSpace)");
   CHECK(err(R"({"gc": {"enabled": "yes"}})") == "config file `/r/config.json`: gc.enabled: expected true or false");
-  CHECK(err(R"({"cg": {}})") == "config file `/r/config.json`: unknown key `cg` (known: gc)");
+  CHECK(err(R"({"cg": {}})") == "config file `/r/config.json`: unknown key `cg` (known: gc, sandbox)");
   CHECK(err("{not json") == "config file `/r/config.json` is not valid JSON");
 
   base::TempDir tmp("/tmp", "cache-gc-");

@@ -121,6 +121,14 @@ Child start(const std::vector<std::string>& argv, const std::vector<std::string>
   pid_t pid = ::fork();
   if (pid < 0) throw base::SysError(errno, "fork", argv[0]);
   if (pid == 0) {
+    // builder blocks SIGINT and SIGTERM for its signal thread (and may ignore SIGPIPE);
+    // the program gets the defaults, or ssh-agent would never see our SIGTERM.
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &dfl, nullptr);
     ::setsid();
     if (::dup2(in_fd, 0) < 0 || ::dup2(out_write.get(), 1) < 0 || ::dup2(out_write.get(), 2) < 0) ::_exit(126);
     ::execve(av[0], av.data(), ev.data());
@@ -244,9 +252,14 @@ SshKeyAgent::SshKeyAgent(const std::string& scratch_dir, const std::vector<std::
   unix_address(path_);  // throws if too long, before anything starts
   const std::string agent = find_program("ssh-agent");
   const std::string add = find_program("ssh-add");
+  // Read here, as BuildKit reads them (at most 100 KiB), and given to ssh-add on its
+  // stdin: it would refuse a key file others may read, which BuildKit accepts.
+  std::vector<std::string> key_data;
   for (const auto& k : keys) {
-    struct stat st;
-    if (::stat(k.c_str(), &st) < 0) throw base::SysError(errno, "--ssh: stat", k);
+    base::Fd fd = base::open_fd(k, O_RDONLY);
+    std::string data = base::read_all(fd.get());
+    if (data.size() > 100 * 1024) throw base::Error("--ssh: " + k + " is too big for a private key");
+    key_data.push_back(std::move(data));
   }
   // ssh-agent runs a command beside itself and exits when that command is gone (it
   // checks every 10 seconds). The command, a shell, prints the agent's pid and waits for
@@ -263,11 +276,21 @@ SshKeyAgent::SshKeyAgent(const std::string& scratch_dir, const std::vector<std::
   in_read.reset();
   try {
     wait_agent(c.out.get());
-    for (const auto& k : keys) {
-      Child a = start({add, "-q", k}, {"SSH_AUTH_SOCK=" + path_, "SSH_ASKPASS_REQUIRE=never"}, -1);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      int kp[2];
+      base::check_sys(::pipe2(kp, O_CLOEXEC), "pipe2");
+      base::Fd key_read(kp[0]), key_write(kp[1]);
+      ::fcntl(key_write.get(), F_SETPIPE_SZ, 128 * 1024);  // the whole key fits: no deadlock
+      Child a = start({add, "-q", "-"}, {"SSH_AUTH_SOCK=" + path_, "SSH_ASKPASS_REQUIRE=never"}, key_read.get());
+      key_read.reset();
+      try {
+        base::write_all(key_write.get(), key_data[i]);
+      } catch (const base::Error&) {  // ssh-add exited early: its output says why
+      }
+      key_write.reset();
       std::string out = base::read_all(a.out.get());
       if (int rc = wait_exit(a.pid); rc != 0)
-        throw base::Error("--ssh: cannot add the key " + k + " (a private key without a passphrase): " +
+        throw base::Error("--ssh: cannot add the key " + keys[i] + " (a private key without a passphrase): " +
                           std::string(base::trim(out)));
     }
   } catch (...) {
