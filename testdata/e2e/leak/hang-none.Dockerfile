@@ -1,0 +1,5 @@
+# As hang.Dockerfile, without a network.
+FROM busybox
+RUN --network=none --mount=type=bind,target=/ctx --mount=type=tmpfs,target=/scratch --mount=type=cache,target=/cache,id=leak-cache \
+    cat /ctx/data.txt > /scratch/copy && echo x >> /cache/log || exit 1; \
+    (sleep 100 >/dev/null 2>&1 &) ; sleep 100 >/dev/null 2>&1 & echo leak-step-running; sleep 100

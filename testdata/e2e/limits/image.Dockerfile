@@ -1,0 +1,3 @@
+# An image for `builder run` with limits.
+FROM busybox
+RUN echo built > /built
