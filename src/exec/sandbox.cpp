@@ -147,8 +147,19 @@ int init_program_fd() {
     if (!mfd) throw base::SysError(errno, "sandbox: memfd_create");
     size_t size = static_cast<size_t>(builder_init_blob_end - builder_init_blob_start);
     base::write_all(mfd.get(), std::string_view(reinterpret_cast<const char*>(builder_init_blob_start), size));
-    base::check_sys(::fcntl(mfd.get(), F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE),
-                    "sandbox: seal builder-init");
+    // F_SEAL_WRITE waits for transient page references and can fail with EBUSY (seen
+    // under load); retry, then settle for F_SEAL_FUTURE_WRITE, which also refuses
+    // every later write.
+    const int seals = F_SEAL_SHRINK | F_SEAL_GROW;
+    int rc = -1;
+    for (int attempt = 0; attempt < 5 && rc < 0; ++attempt) {
+      rc = ::fcntl(mfd.get(), F_ADD_SEALS, seals | F_SEAL_WRITE);
+      if (rc < 0 && errno != EBUSY) break;
+      if (rc < 0) ::usleep(10000);
+    }
+    if (rc < 0 && errno == EBUSY) rc = ::fcntl(mfd.get(), F_ADD_SEALS, seals | F_SEAL_FUTURE_WRITE);
+    base::check_sys(rc, "sandbox: seal builder-init");
+    base::check_sys(::fcntl(mfd.get(), F_ADD_SEALS, F_SEAL_SEAL), "sandbox: seal builder-init");
     return mfd.release();
   }();
   return fd;
