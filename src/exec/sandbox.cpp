@@ -444,7 +444,6 @@ RunResult run(const RunSpec& spec) {
   own_file("/etc/hosts", hosts_file(spec.hostname));
   own_file("/etc/resolv.conf", network == Network::Default ? SharedNetwork::get().resolv_conf()
                                                                   : host_resolv_conf(network == Network::Host));
-  const size_t own_files = 2;
   bool any_file = false;
   for (const auto& m : p.mounts) {
     if (m.target.empty() || m.target.front() != '/')
@@ -491,7 +490,7 @@ RunResult run(const RunSpec& spec) {
     BindPlan& b = p.binds[i];
     b.source = p.bind_sources[i].c_str();
     b.target = p.bind_targets[i].data();
-    b.optional = i >= p.binds.size() - own_files;
+    b.optional = i >= spec.mounts.size();  // the sandbox's own files, not the spec's
     if (m.file_data) {
       b.file_data = m.file_data->data();
       b.file_len = m.file_data->size();

@@ -39,6 +39,8 @@
 #include <cstring>
 #include <utility>
 
+#include "exec/seccomp.h"
+
 namespace builder::exec::detail {
 
 const char* step_call(Step step) {
@@ -409,7 +411,7 @@ void restrict_privileges(const ChildPlan& p) {
   for (int cap = 0; cap <= p.last_cap; ++cap)
     if (!(p.caps >> cap & 1)) check(p, ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), Step::kCapBound, cap);
   if (p.seccomp)
-    check(p, static_cast<int>(::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, p.seccomp)), Step::kSeccomp);
+    check(p, load_seccomp_filter(*p.seccomp), Step::kSeccomp);
 }
 
 /// After the user switch: root keeps the container's capabilities as permitted and
