@@ -18,11 +18,12 @@ struct Context {
 };
 
 void add_build_command(CLI::App& app, Context& ctx);
-void add_image_commands(CLI::App& app, Context& ctx);  // images load save import tag rmi inspect
+void add_image_commands(CLI::App& app, Context& ctx);  // images load save import tag rmi inspect, image <verb>
 void add_run_command(CLI::App& app, Context& ctx);
 void add_debug_command(CLI::App& app, Context& ctx);
 void add_prune_commands(CLI::App& app, Context& ctx);  // du prune
 void add_history_command(CLI::App& app, Context& ctx);  // history ls|inspect|logs
+void add_registry_commands(CLI::App& app, Context& ctx);  // pull push login logout
 
 /// Rows on stdout as docker lays out its tables (Go's text/tabwriter): each column but
 /// the last padded to its widest cell plus 3 spaces, and to at least `min_width`.

@@ -20,6 +20,9 @@
 #include "cache/store.h"
 #include "cli.h"
 #include "sandbox_config.h"
+#include "build_outputs.h"
+#include "cache_options.h"
+#include "build_contexts.h"
 #include "cmd_check.h"
 #include "cmd_prune.h"
 #include "frontend/lower.h"
@@ -29,6 +32,9 @@
 #include "image/archive.h"
 #include "image/store.h"
 #include "progress.h"
+#include "registry/client.h"
+#include "registry/pull.h"
+#include "registry/reference.h"
 #include "solver/ops/executor.h"
 #include "solver/solver.h"
 #include "step_log.h"
@@ -54,6 +60,11 @@ struct BuildOptions {
   std::string memory;          ///< --memory; empty: config.json or none
   std::vector<std::string> secrets;  ///< --secret id=ID[,src=PATH|env=VAR][,type=file|env]
   std::vector<std::string> ssh;      ///< --ssh default|ID[=SOCKET|KEY[,KEY...]]
+  std::vector<std::string> build_contexts;  ///< --build-context NAME=DIR|docker-image://REF|oci-layout://PATH
+  std::vector<std::string> cache_from;  ///< --cache-from (cache_options.h)
+  std::vector<std::string> cache_to;    ///< --cache-to
+  bool pull = false;                    ///< --pull: pull every FROM image again
+  std::vector<std::string> insecure_registries;  ///< --insecure-registry: plain http
 };
 
 /// buildx's --secret values, read now (as its session does when the build starts): the
@@ -142,15 +153,33 @@ std::map<std::string, std::string> ssh_agents(const std::vector<std::string>& sp
   return out;
 }
 
-/// Base images come from the local store only (no registry client yet).
+/// Base images: the local store, else pulled from their registry; with `--pull` every
+/// named (not digest-pinned) image is pulled again, once per build. The digest returned
+/// pins the Source op's cache key. `scratch` and stage names never get here.
 class StoreResolver : public frontend::ImageResolver {
  public:
-  explicit StoreResolver(image::ImageStore& images) : images_(images) {}
+  explicit StoreResolver(image::ImageStore& images, registry::ClientOptions registry_opts = {}, bool pull = false)
+      : images_(images), registry_opts_(std::move(registry_opts)), pull_(pull) {}
   frontend::ResolvedImage resolve(const std::string& ref) override {
-    auto img = images_.resolve(ref);
-    if (!img)
-      throw base::Error("pull access denied / image not found: " + ref +
-                        " (builder cannot pull yet: load or import it first)");
+    if (auto it = resolved_.find(ref); it != resolved_.end()) return it->second;
+    std::optional<registry::Reference> parsed;
+    try {
+      parsed = registry::Reference::parse(ref);
+    } catch (const base::Error&) {
+      // not a name: maybe an image ID, which only the store knows
+    }
+    std::optional<image::Image> img;
+    if (parsed && !parsed->digest.empty()) img = registry::find_by_digest(images_, *parsed);
+    if (!img && !(pull_ && parsed)) img = images_.resolve(ref);
+    if (!img) {
+      if (!parsed) throw base::Error("image not found: " + ref);
+      if (!client_) client_.emplace(registry_opts_);
+      try {
+        img = registry::ensure_image(*client_, images_, *parsed);
+      } catch (const base::Error& e) {
+        throw base::Error("failed to resolve source metadata for " + parsed->str() + ": " + e.message());
+      }
+    }
     frontend::ResolvedImage r;
     try {
       r.ref = image::normalize_ref(ref);
@@ -159,50 +188,17 @@ class StoreResolver : public frontend::ImageResolver {
     }
     r.digest = img->manifest_digest.str();
     r.config = img->config;
+    resolved_.emplace(ref, r);
     return r;
   }
 
  private:
   image::ImageStore& images_;
+  registry::ClientOptions registry_opts_;
+  bool pull_;
+  std::optional<registry::Client> client_;  // made at the first pull
+  std::map<std::string, frontend::ResolvedImage> resolved_;
 };
-
-struct OutputSpec {
-  std::string type = "image";
-  std::string dest;
-};
-
-OutputSpec parse_output(const std::string& s) {
-  OutputSpec out;
-  bool has_type = false;
-  for (const auto& part : base::split(s, ',')) {
-    if (part.empty()) continue;
-    auto eq = part.find('=');
-    if (eq == std::string::npos) {
-      // `--output DIR` is docker's shorthand for type=local,dest=DIR.
-      if (!has_type && s.find(',') == std::string::npos) {
-        out.type = "local";
-        out.dest = part;
-        return out;
-      }
-      throw base::Error("invalid --output value `" + part + "`: expected key=value");
-    }
-    std::string key = part.substr(0, eq), value = part.substr(eq + 1);
-    if (key == "type") {
-      if (value != "image" && value != "oci" && value != "docker" && value != "local")
-        throw base::Error("unknown output type `" + value + "` (expected image, oci, docker or local)");
-      out.type = value;
-      has_type = true;
-    } else if (key == "dest") {
-      out.dest = value;
-    } else {
-      throw base::Error("unknown output key `" + key + "` in --output");
-    }
-  }
-  if (out.type == "local" && out.dest.empty()) throw base::Error("--output type=local needs dest=PATH");
-  if ((out.type == "oci" || out.type == "docker") && out.dest.empty())
-    throw base::Error("--output type=" + out.type + " needs dest=PATH");
-  return out;
-}
 
 /// Patterns of `<dockerfile>.dockerignore` (BuildKit: a Dockerfile-specific ignore file
 /// wins) or else CONTEXT/.dockerignore. `dockerfile` is empty when it came from stdin.
@@ -344,7 +340,7 @@ bool is_predefined_arg(const std::string& k) {
   static const std::set<std::string> kPredefined = {
       "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
       "NO_PROXY",   "no_proxy",   "ALL_PROXY",   "all_proxy",   "BUILDKIT_INLINE_CACHE",
-      "BUILDKIT_DOCKERFILE_CHECK"};
+      "BUILDKIT_DOCKERFILE_CHECK", "SOURCE_DATE_EPOCH"};
   return kPredefined.count(k) > 0;
 }
 
@@ -356,11 +352,14 @@ int run_build(const std::string& root, const BuildOptions& o) {
   const bool notes = !quiet && mode != ProgressMode::RawJson;
   const CallSpec call = parse_call(o.check ? "check" : o.call);
 
-  std::vector<OutputSpec> outputs;
-  for (const auto& s : o.outputs) outputs.push_back(parse_output(s));
-  if (outputs.empty()) outputs.push_back(OutputSpec{});
+  // --output is checked before anything runs: a bad key builds and writes nothing.
+  std::vector<OutputSpec> outputs = parse_outputs(o.outputs);
   std::vector<std::string> tags;
   for (const auto& t : o.tags) tags.push_back(image::normalize_ref(t));
+  std::vector<CacheImportSpec> cache_from;
+  for (const auto& s : o.cache_from) cache_from.push_back(parse_cache_from(s));
+  std::vector<CacheExportSpec> cache_to;
+  for (const auto& s : o.cache_to) cache_to.push_back(parse_cache_to(s));
 
   // `-` as the context: the Dockerfile comes on stdin and the context is empty, as
   // `docker build - < Dockerfile`. `-f -` reads the Dockerfile from stdin too.
@@ -400,6 +399,8 @@ int run_build(const std::string& root, const BuildOptions& o) {
       build_args[kv] = v;  // docker: --build-arg K takes the value from the environment
     }
   }
+  const std::optional<int64_t> epoch = source_date_epoch(build_args);
+  check_outputs(outputs, epoch, tags);
 
   // Before any thread starts: Ctrl-C and SIGTERM then stop the build through its
   // owners instead of killing it with work half done.
@@ -447,7 +448,9 @@ int run_build(const std::string& root, const BuildOptions& o) {
     }
     if (ignore_filter) lo.context_ignored = [&f = *ignore_filter](const std::string& p) { return f.excluded(p); };
     lo.lint = &findings;
-    StoreResolver resolver(images);
+    BuildContexts named_contexts = prepare_build_contexts(o.build_contexts, images);
+    lo.named_contexts = named_contexts.named;
+    StoreResolver resolver(images, registry::ClientOptions{o.insecure_registries, ""}, o.pull);
     if (call.name != "build") return run_call(call, file, source, display, lo, resolver, quiet);
     // --secret and --ssh are read and started before anything runs, as buildx's session.
     std::map<std::string, std::string> secrets = read_secrets(o.secrets);
@@ -465,11 +468,18 @@ int run_build(const std::string& root, const BuildOptions& o) {
                      base::join(unused, " ").c_str());
     }
 
-    ops::LocalExecutor executor(store, images, {{"context", context}});
+    std::map<std::string, std::string> locals = named_contexts.locals;
+    locals["context"] = context;
+    ops::LocalExecutor executor(store, images, locals);
     SandboxLimits limits = sandbox_limits(root, o.pids_limit, o.memory);
     executor.set_step_limits(limits.pids, limits.memory);
     executor.set_secrets(std::move(secrets));
     executor.set_ssh_agents(std::move(agents));
+    // --cache-from is read before the first step; problems with it are warnings.
+    BuildCache build_cache(store, images, cache_from, cache_to, [notes](const std::string& w) {
+      if (notes) std::fprintf(stderr, "WARNING: %s\n", w.c_str());
+    });
+    build_cache.attach(executor);
     solver::DbStepRecords records(store.db());
     solver::SolveOptions so;
     so.no_cache = o.no_cache;
@@ -494,35 +504,26 @@ int run_build(const std::string& root, const BuildOptions& o) {
     progress->finish();
     if (int sig = interrupt.signal()) throw base::Error(std::string("interrupted by ") + sigabbrev_np(sig));
 
-    auto exported = executor.export_image(result, lowered.definition.image);
-    std::vector<std::string> refs = tags.empty() ? std::vector<std::string>{exported.manifest.str()} : tags;
-    bool tagged = false;
-    auto tag_all = [&] {
-      if (tagged) return;
-      for (const auto& t : tags) images.tag(t, exported.manifest);
-      tagged = true;
-    };
-    for (const auto& out : outputs) {
-      if (out.type == "image") {
-        tag_all();
-      } else if (out.type == "oci" || out.type == "docker") {
-        tag_all();
-        if (out.type == "oci")
-          image::save_oci_archive(images, refs, out.dest);
-        else
-          image::save_docker_archive(images, refs, out.dest);
-      } else if (out.type == "local") {
-        executor.export_local(result, out.dest);
-      }
-    }
+    auto done = run_outputs(executor, images, result, lowered.definition.image, outputs, tags, epoch,
+                            [notes](const std::string& line) {
+                              if (notes) std::fprintf(stderr, "%s\n", line.c_str());
+                            });
+    const auto& exported = done.image;
+    for (const auto& line : build_cache.export_caches(executor, result))
+      if (notes) std::fprintf(stderr, "%s\n", line.c_str());
     recorder->completed(exported.config.str());
     if (notes) {
-      for (const auto& t : tags) std::fprintf(stderr, "naming to %s done\n", t.c_str());
+      for (const auto& t : done.named) std::fprintf(stderr, "naming to %s done\n", t.c_str());
       print_lint_summary(findings, display);
       std::fflush(stderr);
     }
-    std::printf("%s\n", exported.config.str().c_str());
-    std::fflush(stdout);
+    // stdout carries the image ID, unless an output streams its tar there.
+    if (!writes_stdout(outputs)) {
+      std::printf("%s\n", exported.config.str().c_str());
+      std::fflush(stdout);
+    } else if (notes) {
+      std::fprintf(stderr, "image ID %s\n", exported.config.str().c_str());
+    }
     return 0;
   } catch (const base::Error& e) {
     if (int sig = interrupt.signal()) {
@@ -552,7 +553,13 @@ void add_build_command(CLI::App& app, Context& ctx) {
   cmd->add_option("--allow", o->allow, "Grant an entitlement: network.host, security.insecure")
       ->allow_extra_args(false);
   cmd->add_flag("--no-cache", o->no_cache, "Do not use the cache");
+  cmd->add_flag("--pull", o->pull, "Always pull the FROM images again (tags may have moved)");
+  cmd->add_option("--insecure-registry", o->insecure_registries,
+                  "Use plain http for this registry (host[:port]); repeatable")->allow_extra_args(false);
   cmd->add_option("--secret", o->secrets, "Secret for RUN --mount=type=secret: id=ID[,src=PATH|env=VAR]")
+      ->allow_extra_args(false);
+  cmd->add_option("--build-context", o->build_contexts,
+                  "Additional named context NAME=DIR|docker-image://REF|oci-layout://PATH[:TAG][@DIGEST]")
       ->allow_extra_args(false);
   cmd->add_option("--ssh", o->ssh, "SSH agent socket or keys for RUN --mount=type=ssh: default|ID[=SOCKET|KEY[,KEY]]")
       ->allow_extra_args(false);
@@ -563,7 +570,14 @@ void add_build_command(CLI::App& app, Context& ctx) {
       ->check(CLI::PositiveNumber);
   cmd->add_flag("-q,--quiet", o->quiet, "Print only the image ID (same as --progress quiet)");
   cmd->add_option("--progress", o->progress, "Progress output: auto, tty, plain, rawjson (JSON lines), quiet");
-  cmd->add_option("-o,--output", o->outputs, "Output: type=image|oci|docker|local,dest=PATH")->allow_extra_args(false);
+  cmd->add_option("-o,--output", o->outputs, "Output: type=image|registry|oci|docker|local|tar[,dest=PATH|-][,name=][,push=true][,tar=false][,compression=gzip|zstd|uncompressed][,compression-level=N][,force-compression=true][,oci-mediatypes=true|false][,rewrite-timestamp=true]")->allow_extra_args(false);
+  cmd->add_option("--cache-from", o->cache_from,
+                  "Import build cache: type=registry,ref=R | type=local,src=DIR | REF (an image's inline cache)")
+      ->allow_extra_args(false);
+  cmd->add_option("--cache-to", o->cache_to,
+                  "Export build cache: type=registry,ref=R | type=local,dest=DIR | type=inline"
+                  "[,mode=min|max][,cache-mounts=true][,ignore-error=true]")
+      ->allow_extra_args(false);
   cmd->add_option("--call", o->call, "Evaluate instead of building: build, check, outline, targets[,format=json]");
   cmd->add_flag("--check", o->check, "Shorthand for --call=check: run the build checks, build nothing");
   cmd->add_option("context", o->context, "Build context directory")->required();

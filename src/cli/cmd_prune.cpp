@@ -146,7 +146,8 @@ int cmd_prune(const std::string& root, const PruneFlags& f) {
 cache::ImageRefs image_refs(cache::Store& store) {
   image::ImageStore images(store);
   cache::ImageRefs refs;
-  for (const auto& rec : images.list()) {
+  // Untagged (dangling) images are images too: kept until `builder image prune` or rmi.
+  for (const auto& rec : images.list_all()) {
     refs.blobs.insert(rec.manifest_digest.str());
     try {
       image::Image img = images.load(rec.manifest_digest);

@@ -86,6 +86,7 @@ int main(int argc, char** argv) {
     cli::add_run_command(app, ctx);
     cli::add_debug_command(app, ctx);
     cli::add_prune_commands(app, ctx);
+    cli::add_registry_commands(app, ctx);
 
     try {
       app.parse(argc, argv);

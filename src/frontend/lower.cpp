@@ -212,7 +212,56 @@ Stage* Lowerer::find_stage(const std::string& name_or_index, int before) {
   return nullptr;
 }
 
+}  // namespace detail
+
+std::string named_context_key(const std::string& name) {
+  // BuildKit: reference.FamiliarString(ParseNormalizedNamed(name)) without ":latest".
+  std::string n = name;
+  for (const char* prefix : {"docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"})
+    if (n.rfind(prefix, 0) == 0 && n.find('/', std::string(prefix).size()) == std::string::npos) {
+      n = n.substr(std::string(prefix).size());
+      break;
+    }
+  if (n.size() > 7 && n.compare(n.size() - 7, 7, ":latest") == 0) n = n.substr(0, n.size() - 7);
+  return n;
+}
+
+namespace detail {
+
+const NamedContext* Lowerer::named_context(const std::string& name) const {
+  if (opts_.named_contexts.empty()) return nullptr;
+  const std::string key = named_context_key(name);
+  for (const auto& [n, nc] : opts_.named_contexts)
+    if (named_context_key(n) == key) return &nc;
+  return nullptr;
+}
+
+int Lowerer::context_source(const Stage& st, const ast::Instruction& ins, const NamedContext& nc,
+                            const std::string& name) {
+  if (nc.kind == NamedContext::Kind::Image) {
+    ResolvedImage img;
+    try {
+      img = resolver_.resolve(nc.image_ref);
+    } catch (base::Error& e) {
+      fail(ins, "build context \"" + name + "\": " + e.message());
+    }
+    graph::SourceOp src;
+    src.kind = graph::SourceOp::Kind::Image;
+    src.ref = img.ref;
+    src.digest = img.digest;
+    return add_vertex(src, {}, &ins, "[context " + name + "] " + img.ref, st);
+  }
+  graph::SourceOp src;
+  src.kind = graph::SourceOp::Kind::Local;
+  src.local_name = nc.local_name;
+  src.exclude_patterns = nc.excludes;
+  return add_vertex(src, {}, &ins, "[context " + name + "] load from client", st);
+}
+
 int Lowerer::image_source(const Stage& st, const ast::Instruction& ins, const std::string& ref) {
+  // A named context stands for the image of its name (BuildKit: COPY --from and
+  // --mount from= of a non-stage go through the same lookup as FROM).
+  if (const NamedContext* nc = named_context(ref)) return context_source(st, ins, *nc, ref);
   ResolvedImage img;
   try {
     img = resolver_.resolve(ref);
@@ -252,6 +301,62 @@ bool has_path(const base::Json& config) {
 
 }  // namespace
 
+void Lowerer::init_from_image(Stage& st, const ast::Instruction& from, const ResolvedImage& img,
+                              const std::string& prefix) {
+  st.config = img.config.contains("config") && img.config["config"].is_object()
+                  ? img.config["config"]
+                  : base::Json::object();
+  st.history = history_from_config(img.config);
+  st.os = img.config.value("os", opts_.os);
+  st.architecture = img.config.value("architecture", opts_.architecture);
+  st.variant = img.config.value("variant", "");
+  st.author = img.config.value("author", "");
+  graph::SourceOp src;
+  src.kind = graph::SourceOp::Kind::Image;
+  src.ref = img.ref;
+  src.digest = img.digest;
+  st.vertex = add_vertex(src, {}, &from, progress_name(st, prefix + "FROM " + img.ref), st);
+}
+
+void Lowerer::init_from_context(Stage& st, const ast::Instruction& from, const NamedContext& nc,
+                                const std::string& name) {
+  if (nc.kind == NamedContext::Kind::Image) {
+    ResolvedImage img;
+    try {
+      img = resolver_.resolve(nc.image_ref);
+    } catch (base::Error& e) {
+      fail(from, "build context \"" + name + "\": " + e.message());
+    }
+    init_from_image(st, from, img, "[context " + name + "] ");
+    return;
+  }
+  // A directory as a root file system: its files copied onto an empty state (a layer
+  // of its own, so RUN can stack on it), on the empty image config of `scratch`.
+  graph::SourceOp scratch;
+  scratch.kind = graph::SourceOp::Kind::Scratch;
+  int empty = add_vertex(scratch, {}, &from, "scratch", st);
+  graph::SourceOp local;
+  local.kind = graph::SourceOp::Kind::Local;
+  local.local_name = nc.local_name;
+  local.exclude_patterns = nc.excludes;
+  int files = add_vertex(local, {}, &from, "[context " + name + "] load from client", st);
+  graph::CopyAction cp;
+  cp.src_input = 1;
+  cp.src_paths = {"/"};
+  cp.dest = "/";
+  cp.allow_wildcard = false;
+  graph::FileOp op;
+  op.actions.push_back(cp);
+  st.vertex = add_vertex(op, {empty, files}, &from, progress_name(st, "[context " + name + "] copy to rootfs"), st);
+  st.config = base::Json::object();
+  st.config["WorkingDir"] = "/";
+  st.history.clear();
+  st.os = opts_.os;
+  st.architecture = opts_.architecture;
+  if (!has_path(st.config)) st.config["Env"] = base::Json::array({std::string("PATH=") + kDefaultPath});
+  st.run_env = {std::string("PATH=") + kDefaultPath};
+}
+
 void Lowerer::ensure_lowered(Stage& st, const ast::Instruction* needed_by) {
   if (st.state == Stage::State::Done) return;
   if (st.state == Stage::State::InProgress)
@@ -259,6 +364,16 @@ void Lowerer::ensure_lowered(Stage& st, const ast::Instruction* needed_by) {
                                                 (st.name.empty() ? std::to_string(st.index) : st.name));
   st.state = Stage::State::InProgress;
   const ast::Instruction& from = *st.from;
+  // BuildKit: a named context of the stage's own name replaces the whole stage; its
+  // instructions are not run.
+  if (!st.name.empty()) {
+    if (const NamedContext* nc = named_context(st.name)) {
+      st.cmd_total = 0;
+      init_from_context(st, from, *nc, st.name);
+      st.state = Stage::State::Done;
+      return;
+    }
+  }
   // Stages this one copies from are lowered first, so the graph reads in build order.
   for (const ast::Instruction* c : st.commands) {
     if (c->name != "copy") continue;
@@ -296,6 +411,7 @@ void Lowerer::ensure_lowered(Stage& st, const ast::Instruction* needed_by) {
 
   int total = 0;
   Stage* base_stage = find_stage(base_name, st.index);
+  const NamedContext* base_context = base_stage ? nullptr : named_context(base_name);
   if (base_name != "scratch" && !base_stage) total = 1;
   for (auto* c : st.commands)
     if (counts_as_step(c->name)) ++total;
@@ -312,6 +428,8 @@ void Lowerer::ensure_lowered(Stage& st, const ast::Instruction* needed_by) {
     st.architecture = base_stage->architecture;
     st.variant = base_stage->variant;
     st.author = base_stage->author;
+  } else if (base_context) {
+    init_from_context(st, from, *base_context, base_name);
   } else if (base_name == "scratch") {
     graph::SourceOp src;
     src.kind = graph::SourceOp::Kind::Scratch;
@@ -328,19 +446,7 @@ void Lowerer::ensure_lowered(Stage& st, const ast::Instruction* needed_by) {
     } catch (base::Error& e) {
       fail(from, e.message());
     }
-    st.config = img.config.contains("config") && img.config["config"].is_object()
-                    ? img.config["config"]
-                    : base::Json::object();
-    st.history = history_from_config(img.config);
-    st.os = img.config.value("os", opts_.os);
-    st.architecture = img.config.value("architecture", opts_.architecture);
-    st.variant = img.config.value("variant", "");
-    st.author = img.config.value("author", "");
-    graph::SourceOp src;
-    src.kind = graph::SourceOp::Kind::Image;
-    src.ref = img.ref;
-    src.digest = img.digest;
-    st.vertex = add_vertex(src, {}, &from, progress_name(st, "FROM " + img.ref), st);
+    init_from_image(st, from, img);
   }
   // ONBUILD: an image's triggers come from its config; a stage's from its own ONBUILD
   // instructions (a stage base never passes on the triggers it ran itself).

@@ -33,6 +33,16 @@ class ImageResolver {
   virtual ResolvedImage resolve(const std::string& ref) = 0;
 };
 
+/// A `--build-context NAME=VALUE`: it stands for the stage or image NAME wherever the
+/// Dockerfile names it (FROM, COPY --from, RUN --mount from=), as in BuildKit.
+struct NamedContext {
+  enum class Kind { Local, Image };
+  Kind kind = Kind::Local;
+  std::string local_name;             ///< Local: the executor's name of the directory
+  std::vector<std::string> excludes;  ///< Local: the directory's .dockerignore patterns
+  std::string image_ref;              ///< Image: what the ImageResolver resolves
+};
+
 struct LowerOptions {
   std::map<std::string, std::string> build_args;  ///< --build-arg K=V
   std::string target;                             ///< --target; empty = last stage
@@ -49,7 +59,13 @@ struct LowerOptions {
   bool all_stages = false;
   /// Whether a context path ("a/b") is excluded by .dockerignore (CopyIgnoredFile).
   std::function<bool(const std::string&)> context_ignored;
+  /// --build-context, by NAME as given (matched as BuildKit does: "alpine",
+  /// "alpine:latest" and "docker.io/library/alpine" name the same context).
+  std::map<std::string, NamedContext> named_contexts;
 };
+
+/// The form named contexts are matched by: "docker.io/library/x:latest" -> "x".
+std::string named_context_key(const std::string& name);
 
 struct LowerResult {
   graph::Definition definition;

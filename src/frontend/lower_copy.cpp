@@ -1,12 +1,15 @@
 // COPY and ADD: sources from the context, another stage or an image, heredoc documents,
-// and local archives (ADD); --chown, --chmod (octal or symbolic), --link, --parents,
-// --exclude. Follows BuildKit's dispatchCopy for the destination, the flags' meaning and
+// local archives (ADD), URLs and git repositories (ADD: each its own Source vertex,
+// fetched by the executor); --chown, --chmod (octal or symbolic), --link, --parents,
+// --exclude, --checksum, --keep-git-dir. Follows BuildKit's dispatchCopy for the destination, the flags' meaning and
 // the history string.
+#include "base/digest.h"
 #include "base/file_mode.h"
 #include "base/strings.h"
 #include "frontend/instruction_flags.h"
 #include "frontend/lower_internal.h"
 #include "frontend/parse.h"
+#include "frontend/source_ref.h"
 
 namespace builder::frontend::detail {
 namespace {
@@ -19,17 +22,6 @@ std::string resolve_dest(const std::string& wd, std::string p) {
   std::string r = p[0] == '/' ? base::clean_path(p) : base::clean_path(wd + "/" + p);
   if (slash && r != "/") r += "/";
   return r;
-}
-
-bool is_url(const std::string& s) { return s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0; }
-
-/// A git source as BuildKit's ParseGitRef recognises the common forms: git@host:repo,
-/// git://, ssh://, and http(s) URLs whose path ends in ".git" (before any #fragment).
-bool is_git(const std::string& s) {
-  if (s.rfind("git@", 0) == 0 || s.rfind("git://", 0) == 0 || s.rfind("ssh://", 0) == 0) return true;
-  if (!is_url(s)) return false;
-  std::string path = s.substr(0, s.find('#'));
-  return path.size() > 4 && path.compare(path.size() - 4, 4, ".git") == 0;
 }
 
 /// BuildKit's containsWildcards: '*', '?' or '[' not escaped by '\'.
@@ -98,6 +90,11 @@ void Lowerer::lower_copy(Stage& st, const ast::Instruction& ins) {
   const bool link = flags.boolean("link");
   const bool parents = !is_add && flags.boolean("parents");
   const bool unpack = is_add && (!flags.has("unpack") || flags.boolean("unpack"));
+  // Remote sources are never unpacked unless asked (BuildKit: AttemptUnpack only with
+  // an explicit --unpack=true).
+  const bool unpack_remote = is_add && flags.has("unpack") && flags.boolean("unpack");
+  std::optional<bool> keep_git_dir;
+  if (is_add && flags.has("keep-git-dir")) keep_git_dir = flags.boolean("keep-git-dir");
   std::string from = is_add ? "" : flags.str("from");
   // BuildKit (toCommand): --from names a stage or image literally.
   if (!from.empty() && process_word(from, env_from_list({}), shell_) != from)
@@ -119,19 +116,64 @@ void Lowerer::lower_copy(Stage& st, const ast::Instruction& ins) {
       mode_symbolic = chmod;
     }
   }
+  // Each source is a path of the context (or --from), a git repository or a URL.
+  struct Remote {
+    graph::SourceOp op;
+    std::string copy_path;  ///< what is copied out of the fetched source
+  };
+  std::vector<std::optional<Remote>> remotes(srcs.size());
+  bool any_path = false;
+  for (size_t i = 0; i < srcs.size(); ++i) {
+    const std::string& s = srcs[i];
+    std::optional<GitRef> git;
+    try {
+      git = parse_git_ref(s);
+    } catch (const base::Error& e) {
+      fail(ins, e.message());
+    }
+    if (git) {
+      if (!is_add) fail(ins, "source can't be a git ref for COPY");
+      Remote r;
+      r.op.kind = graph::SourceOp::Kind::Git;
+      r.op.url = git->remote;
+      r.op.git_ref = git->ref;
+      r.op.subdir = git->subdir;
+      if (keep_git_dir && git->keep_git_dir && *keep_git_dir != *git->keep_git_dir)
+        fail(ins, "inconsistent keep-git-dir configuration");
+      r.op.keep_git_dir = git->keep_git_dir.value_or(keep_git_dir.value_or(false));
+      std::string sum = checksum;
+      if (!sum.empty() && !git->checksum.empty() && sum != git->checksum)
+        fail(ins, "checksum mismatch \"" + sum + "\" != \"" + git->checksum + "\"");
+      if (!git->checksum.empty()) sum = git->checksum;
+      if (!sum.empty() && (sum.size() < 7 || sum.size() > 64 || sum.find_first_not_of("0123456789abcdef") != std::string::npos))
+        fail(ins, "invalid git checksum \"" + sum + "\": expected a commit hash (7 to 64 hex digits)");
+      r.op.checksum = sum;
+      r.copy_path = "/";
+      remotes[i] = std::move(r);
+    } else if (is_http_url(s)) {
+      if (!is_add) fail(ins, "source can't be a URL for COPY");
+      Remote r;
+      r.op.kind = graph::SourceOp::Kind::Http;
+      r.op.url = s;
+      r.op.filename = url_file_name(s);
+      if (!checksum.empty()) {
+        // digest.Parse: only sha256 is implemented here.
+        auto colon = checksum.find(':');
+        std::string algo = colon == std::string::npos ? "" : checksum.substr(0, colon);
+        if (algo == "sha384" || algo == "sha512")
+          fail(ins, "unsupported checksum algorithm \"" + algo + "\" (only sha256)");
+        if (!base::Digest::valid(checksum)) fail(ins, "invalid checksum digest format: \"" + checksum + "\"");
+      }
+      r.op.checksum = checksum;
+      r.copy_path = r.op.filename;
+      remotes[i] = std::move(r);
+    } else {
+      any_path = true;
+    }
+  }
   if (!checksum.empty()) {
     if (srcs.size() != 1) fail(ins, "checksum can't be specified for multiple sources");
-    if (!is_url(srcs[0]) && !is_git(srcs[0])) fail(ins, "checksum requires HTTP(S) or Git sources");
-  }
-  for (const auto& s : srcs) {
-    if (is_git(s)) {
-      if (!is_add) fail(ins, "source can't be a git ref for COPY");
-      fail(ins, "ADD of a git repository (" + s + ") is not supported yet");
-    }
-    if (is_url(s)) {
-      if (!is_add) fail(ins, "source can't be a URL for COPY");
-      fail(ins, "ADD from a URL (" + s + ") is not supported yet");
-    }
+    if (!remotes[0]) fail(ins, "checksum requires HTTP(S) or Git sources");
   }
 
   std::string name = progress_name(st, display_text(st, ins));
@@ -139,7 +181,8 @@ void Lowerer::lower_copy(Stage& st, const ast::Instruction& ins) {
 
   // Where path sources come from: a stage, an image or the context.
   int src_vertex = -1;
-  if (!srcs.empty() && !from.empty()) {
+  if (!any_path) {
+  } else if (!from.empty()) {
     if (Stage* s = find_stage(from, st.index)) {
       ensure_lowered(*s, &ins);
       src_vertex = s->vertex;
@@ -153,13 +196,15 @@ void Lowerer::lower_copy(Stage& st, const ast::Instruction& ins) {
         fail(ins, "invalid stage index " + from + " for COPY --from");
       src_vertex = image_source(st, ins, from);
     }
-  } else if (!srcs.empty()) {
+  } else {
     graph::SourceOp src;
     src.kind = graph::SourceOp::Kind::Local;
     src.local_name = opts_.context_name;
     bool everything = false;
     std::vector<std::string> include;
-    for (const auto& s : srcs) {
+    for (size_t i = 0; i < srcs.size(); ++i) {
+      if (remotes[i]) continue;
+      const std::string& s = srcs[i];
       std::string c = base::clean_path("/" + s);
       auto pivot = s.find("/./");
       if (parents && pivot != std::string::npos)
@@ -192,7 +237,22 @@ void Lowerer::lower_copy(Stage& st, const ast::Instruction& ins) {
     return cp;
   };
   if (src_vertex >= 0) inputs.push_back(src_vertex);
-  for (const auto& s : srcs) {
+  for (size_t i = 0; i < srcs.size(); ++i) {
+    const std::string& s = srcs[i];
+    if (remotes[i]) {
+      // BuildKit names the source vertex after the step; "[internal]" here keeps the
+      // step's own name for the copy, which is what the cache states are read from.
+      int v = add_vertex(remotes[i]->op, {}, &ins,
+                         std::string("[internal] ") + (remotes[i]->op.kind == graph::SourceOp::Kind::Git ? "git " : "fetch ") + s, st);
+      graph::CopyAction cp = base_copy();
+      cp.src_input = static_cast<int>(inputs.size());
+      inputs.push_back(v);
+      cp.src_paths = {remotes[i]->copy_path};
+      cp.allow_wildcard = false;
+      cp.unpack_archives = remotes[i]->op.kind == graph::SourceOp::Kind::Http && unpack_remote;
+      op.actions.push_back(std::move(cp));
+      continue;
+    }
     graph::CopyAction cp = base_copy();
     cp.src_input = 1;
     cp.exclude_patterns = excludes;

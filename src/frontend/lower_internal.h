@@ -66,6 +66,17 @@ class Lowerer {
   /// through the resolver; an unknown image fails at `ins`.
   int image_source(const Stage& st, const ast::Instruction& ins, const std::string& ref);
   void ensure_lowered(Stage& st, const ast::Instruction* needed_by);
+  /// The --build-context that `name` (a stage or image name) refers to, or null.
+  const NamedContext* named_context(const std::string& name) const;
+  /// A vertex holding a named context's files: the directory (a Local source) or the
+  /// image; for COPY --from and RUN --mount from=.
+  int context_source(const Stage& st, const ast::Instruction& ins, const NamedContext& nc, const std::string& name);
+  /// Starts `st` on the image `img` (FROM): its config, history and platform.
+  void init_from_image(Stage& st, const ast::Instruction& from, const ResolvedImage& img,
+                       const std::string& prefix = "");
+  /// Starts `st` (its base named `name` at `from`) on a named context: an image's
+  /// config and history, or a directory's files on an empty config.
+  void init_from_context(Stage& st, const ast::Instruction& from, const NamedContext& nc, const std::string& name);
   std::string working_dir(const Stage& st) const;
   void add_triggers(Stage& st, const std::vector<std::string>& exprs);
 

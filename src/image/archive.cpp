@@ -17,6 +17,7 @@
 #include "base/fd.h"
 #include "base/fs.h"
 #include "base/strings.h"
+#include "image/export.h"
 #include "image/tar_io.h"
 
 namespace builder::image {
@@ -50,7 +51,9 @@ class TarFile {
  public:
   explicit TarFile(const std::string& path)
       : path_(path),
-        tmp_(path + ".tmp-" + base::random_hex(6)),
+        // <dest>.tmp-<pid>-<hex>: a killed save's leftover is recognised (its pid is
+        // gone) and removed by the next save or export to the same path.
+        tmp_((remove_stale_export_temps(path), path + ".tmp-" + std::to_string(::getpid()) + "-" + base::random_hex(6))),
         fd_(base::open_fd(tmp_, O_WRONLY | O_CREAT | O_EXCL, 0644)),
         sink_(fd_.get()),
         a_([&] {
@@ -492,6 +495,7 @@ std::vector<std::string> load_archive(ImageStore& images, const std::string& pat
       for (const auto& [names, manifest] : loaded) {
         for (const auto& n : names) images.tag(n, manifest);
         if (names.empty()) {
+          images.add_image(manifest);  // kept as an untagged image, as docker load does
           result.push_back(images.load(manifest).config_digest.str());
         } else {
           result.insert(result.end(), names.begin(), names.end());
@@ -578,7 +582,10 @@ std::string import_rootfs(ImageStore& images, const std::string& tar_path, const
         {{{"created", now}, {"created_by", "builder import"}, {"comment", "Imported from " + base_name}}});
 
     base::Digest manifest = images.write_image(cfg, {layer});
-    if (!norm.empty()) images.tag(norm, manifest);
+    if (!norm.empty())
+      images.tag(norm, manifest);
+    else
+      images.add_image(manifest);  // an untagged image, as docker import without a name
     return images.load(manifest).config_digest.str();
   } catch (base::Error& e) {
     throw e.add_context("while importing `" + tar_path + "`");

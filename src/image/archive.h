@@ -22,7 +22,8 @@ void save_docker_archive(ImageStore& images, const std::vector<std::string>& ref
 /// blob's digest; tags the names recorded in it. Returns the names (or image IDs when
 /// an image carries no name). Nothing is tagged if any blob is bad.
 std::vector<std::string> load_archive(ImageStore& images, const std::string& path);
-/// Makes a one-layer image from a rootfs tar (plain or gzip) and tags it `name`.
+/// Makes a one-layer image from a rootfs tar (plain or gzip) and tags it `name` (when
+/// empty, the image is recorded untagged, see ImageStore::add_image).
 /// `config` is merged into the default config (Env PATH, Cmd none). Returns the image ID.
 std::string import_rootfs(ImageStore& images, const std::string& tar_path, const std::string& name,
                           const base::Json& config = base::Json::object());

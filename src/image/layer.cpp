@@ -3,8 +3,9 @@
 // lexical order; a whiteout is a deletion if the layers below have the name; an entry
 // the layers below hold unchanged is not written, but every directory above a written
 // entry is; an opaque directory becomes the difference between its upper content and
-// what the layers below had there. Headers are Go's (tar_writer.h), gzip-compressed into
-// the blob store while the plain stream is hashed for the diff id.
+// what the layers below had there. Headers are Go's (tar_writer.h), compressed into the
+// blob store (tar_io.h's LayerCompressor, on other cores while the walk goes on) while
+// the plain stream is hashed for the diff id.
 #include "image/layer.h"
 
 #include <dirent.h>
@@ -45,10 +46,10 @@ constexpr unsigned char kEmptyLayerGzip[32] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x0
                                                0x18, 0x05, 0xa3, 0x60, 0x14, 0x8c, 0x58, 0x00, 0x08, 0x00, 0x00,
                                                0xff, 0xff, 0x2e, 0xaf, 0xb5, 0xef, 0x00, 0x04, 0x00, 0x00};
 
-struct GzipSink : detail::TarSink {
-  explicit GzipSink(detail::GzipWriter& gz) : gz_(gz) {}
-  void write(const void* data, size_t n) override { gz_.write(data, n); }
-  detail::GzipWriter& gz_;
+struct CompressSink : detail::TarSink {
+  explicit CompressSink(detail::LayerCompressor& c) : c_(c) {}
+  void write(const void* data, size_t n) override { c_.write(data, n); }
+  detail::LayerCompressor& c_;
 };
 
 std::vector<std::string> sorted_names(const std::string& dir) {
@@ -386,7 +387,8 @@ class LayerWriter {
 };
 
 LayerBlob write_tree(const std::string& dir, const std::vector<std::string>* lower_dirs, cache::BlobStore& blobs,
-                     bool overlay) {
+                     bool overlay, const LayerOptions& opts) {
+  std::string media_type = layer_media_type(opts.compression);  // validates the spec
   struct stat st;
   if (::stat(dir.c_str(), &st) < 0) throw base::SysError(errno, "stat", dir);
   if (!S_ISDIR(st.st_mode)) throw base::Error("cannot export `" + dir + "` as a layer: not a directory");
@@ -394,20 +396,22 @@ LayerBlob write_tree(const std::string& dir, const std::vector<std::string>* low
   if (lower_dirs) below.emplace(*lower_dirs);
 
   auto writer = blobs.ingest();
-  detail::GzipWriter gz(writer);
-  GzipSink sink(gz);
+  detail::LayerCompressor comp(writer, opts.compression.type, effective_level(opts.compression));
+  CompressSink sink(comp);
   detail::TarWriter tw(sink);
+  tw.set_max_mtime(opts.max_mtime);
   LayerWriter(tw, overlay, below ? &*below : nullptr).walk(dir, "");
   LayerBlob out;
+  out.media_type = media_type;
   out.empty = !tw.wrote_any();
-  if (out.empty) {
-    // Nothing reached the gzip stream yet: store the well-known empty layer instead of
-    // zlib's rendering of the same 1024 zero bytes.
+  if (out.empty && opts.compression.type == Compression::Gzip) {
+    // Nothing reached the compressor yet: store the well-known empty layer instead of
+    // libdeflate's rendering of the same 1024 zero bytes.
     writer.write(kEmptyLayerGzip, sizeof kEmptyLayerGzip);
     out.diff_id = base::Digest::of(std::string(1024, '\0'));
   } else {
     tw.close();
-    out.diff_id = gz.finish();
+    out.diff_id = comp.finish();
   }
   out.size = writer.size();
   out.digest = writer.commit();
@@ -417,28 +421,46 @@ LayerBlob write_tree(const std::string& dir, const std::vector<std::string>* low
 }  // namespace
 
 LayerBlob write_layer(const std::string& upper_dir, const std::vector<std::string>& lower_dirs,
-                      cache::BlobStore& blobs) {
-  return write_tree(upper_dir, &lower_dirs, blobs, true);
+                      cache::BlobStore& blobs, const LayerOptions& opts) {
+  return write_tree(upper_dir, &lower_dirs, blobs, true, opts);
 }
 
-LayerBlob write_layer(const std::string& upper_dir, cache::BlobStore& blobs) {
-  return write_tree(upper_dir, nullptr, blobs, true);
+LayerBlob write_layer(const std::string& upper_dir, cache::BlobStore& blobs, const LayerOptions& opts) {
+  return write_tree(upper_dir, nullptr, blobs, true, opts);
 }
 
-LayerBlob write_dir_layer(const std::string& dir, cache::BlobStore& blobs) {
-  return write_tree(dir, nullptr, blobs, false);
+LayerBlob write_dir_layer(const std::string& dir, cache::BlobStore& blobs, const LayerOptions& opts) {
+  return write_tree(dir, nullptr, blobs, false, opts);
 }
 
 namespace {
-void tee_to_gzip(void* ctx, const void* data, size_t n) { static_cast<detail::GzipWriter*>(ctx)->write(data, n); }
+void tee_to_compressor(void* ctx, const void* data, size_t n) {
+  static_cast<detail::LayerCompressor*>(ctx)->write(data, n);
+}
 }  // namespace
 
-LayerBlob ingest_layer(int fd, cache::BlobStore& blobs) {
+LayerBlob ingest_layer(int fd, cache::BlobStore& blobs, const LayerOptions& opts) {
   detail::Utf8Locale locale;
+  std::string media_type = layer_media_type(opts.compression);  // validates the spec
   auto writer = blobs.ingest();
-  detail::GzipWriter gz(writer);
+  detail::LayerCompressor comp(writer, opts.compression.type, effective_level(opts.compression));
   detail::PlainReader src(fd);
-  src.set_tee(tee_to_gzip, &gz);
+  LayerBlob out;
+  out.media_type = media_type;
+  if (opts.max_mtime) {
+    // rewrite-timestamp: the headers are re-encoded with the times clamped.
+    CompressSink sink(comp);
+    detail::TarWriter tw(sink);
+    tw.set_max_mtime(opts.max_mtime);
+    out.empty = !detail::reencode_tar(src, tw);
+    tw.close();
+    src.finish();
+    out.diff_id = comp.finish();
+    out.size = writer.size();
+    out.digest = writer.commit();
+    return out;
+  }
+  src.set_tee(tee_to_compressor, &comp);
 
   // Read it as a tar (headers only) so that a file that is no tar is refused here
   // rather than when a container first unpacks it.
@@ -462,9 +484,8 @@ LayerBlob ingest_layer(int fd, cache::BlobStore& blobs) {
     src.rethrow_if_failed();
     throw;
   }
-  LayerBlob out;
   out.diff_id = src.finish();
-  gz.finish();
+  comp.finish();
   out.empty = !any;
   out.size = writer.size();
   out.digest = writer.commit();

@@ -221,6 +221,42 @@ Descriptor parse_descriptor(const base::Json& j, const std::string& what) {
 
 ImageStore::ImageStore(cache::Store& store) : store_(store) {
   store_.db().exec("CREATE TABLE IF NOT EXISTS images(name TEXT PRIMARY KEY, digest TEXT NOT NULL, created INTEGER)");
+  store_.db().exec("CREATE TABLE IF NOT EXISTS image_records(digest TEXT PRIMARY KEY, created INTEGER)");
+}
+
+void ImageStore::add_image(const base::Digest& manifest) {
+  if (!store_.blobs().has(manifest)) throw base::Error("cannot record image " + manifest.str() + ": manifest is not in the store");
+  store_.db().exec("INSERT OR IGNORE INTO image_records(digest, created) VALUES(?1, ?2)",
+                   {manifest.str(), static_cast<long long>(std::time(nullptr))});
+}
+
+bool ImageStore::remove_image(const base::Digest& manifest) {
+  int n = 0;
+  store_.db().transaction([&] {
+    n += store_.db().exec("DELETE FROM images WHERE digest = ?1", {manifest.str()});
+    n += store_.db().exec("DELETE FROM image_records WHERE digest = ?1", {manifest.str()});
+  });
+  return n > 0;
+}
+
+std::vector<ImageRecord> ImageStore::list_all() {
+  auto out = list();
+  // Recorded images no name points at: Docker's <none>:<none>.
+  for (const auto& row : store_.db().query(
+           "SELECT digest, created FROM image_records WHERE digest NOT IN (SELECT digest FROM images) ORDER BY digest")) {
+    ImageRecord r;
+    std::string digest = row[0].value_or("");
+    // A record whose manifest is gone (damage: records follow their manifests) names
+    // nothing usable; it goes, as Store::repair drops such names.
+    if (!base::Digest::valid(digest) || !store_.blobs().has(base::Digest::parse(digest))) {
+      store_.db().exec("DELETE FROM image_records WHERE digest = ?1", {digest});
+      continue;
+    }
+    r.manifest_digest = base::Digest::parse(digest);
+    r.created = row[1] ? std::stoll(*row[1]) : 0;
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 base::Digest ImageStore::write_manifest(const Descriptor& config, const std::vector<Descriptor>& layers) {
@@ -255,8 +291,11 @@ void ImageStore::tag(const std::string& name, const base::Digest& manifest) {
   std::string norm = normalize_ref(name);
   if (norm.find('@') != std::string::npos) throw base::Error("cannot tag an image as `" + name + "`: a digest is not a tag");
   if (!store_.blobs().has(manifest)) throw base::Error("cannot tag `" + norm + "`: manifest " + manifest.str() + " is not in the store");
-  store_.db().exec("INSERT OR REPLACE INTO images(name, digest, created) VALUES(?1, ?2, ?3)",
-                   {norm, manifest.str(), static_cast<long long>(std::time(nullptr))});
+  auto now = static_cast<long long>(std::time(nullptr));
+  store_.db().transaction([&] {
+    store_.db().exec("INSERT OR REPLACE INTO images(name, digest, created) VALUES(?1, ?2, ?3)", {norm, manifest.str(), now});
+    store_.db().exec("INSERT OR IGNORE INTO image_records(digest, created) VALUES(?1, ?2)", {manifest.str(), now});
+  });
 }
 
 bool ImageStore::untag(const std::string& name) {
@@ -325,7 +364,7 @@ std::optional<Image> ImageStore::resolve(const std::string& ref) {
   // Tagged manifests with their config digests (image IDs), for ID lookups.
   auto tagged = [&] {
     std::map<base::Digest, base::Digest> by_config;  // image ID -> manifest
-    for (const auto& rec : list()) {
+    for (const auto& rec : list_all()) {
       try {
         auto m = base::Json::parse(store_.blobs().read(rec.manifest_digest));
         by_config.emplace(base::Digest::parse(m.at("config").at("digest").get<std::string>()), rec.manifest_digest);

@@ -66,13 +66,26 @@ class ImageStore {
   /// layer media types, e.g. from an archive). Returns its digest. Does not tag.
   base::Digest write_manifest(const Descriptor& config, const std::vector<Descriptor>& layers);
   /// Sets `name` (normalised) to point at `manifest`; the manifest must be present.
+  /// Also records the image (see add_image); an image the name leaves stays in the
+  /// store as an untagged ("dangling", <none>) image, as in Docker.
   void tag(const std::string& name, const base::Digest& manifest);
-  /// Removes a name; false if it did not exist.
+  /// Removes a name; false if it did not exist. The image stays recorded.
   bool untag(const std::string& name);
+  /// Records an image without naming it (a build without -t, an archive image without a
+  /// name): `list_all` shows it as <none> and its blobs are kept until it is removed.
+  /// Table image_records(digest TEXT PRIMARY KEY, created INTEGER) -- unix seconds.
+  void add_image(const base::Digest& manifest);
+  /// Removes an image: every name of it and its record, in one transaction. Its blobs
+  /// and unpacked snapshots become garbage for the cache GC (`builder prune`). False
+  /// when it was neither named nor recorded.
+  bool remove_image(const base::Digest& manifest);
+  /// Every image of the store: one record per name (as list()), then one with an empty
+  /// name per recorded image that has no name (dangling).
+  std::vector<ImageRecord> list_all();
   /// Resolves a name, "name@sha256:..", a full image or manifest digest, or an image ID
   /// prefix (at least 4 hex chars, unique). nullopt when nothing matches. A name is
   /// tried before an ID prefix (as Docker does); an ambiguous prefix throws base::Error.
-  /// Only tagged images are found by image ID.
+  /// Only images of list_all() (named or recorded) are found by image ID.
   std::optional<Image> resolve(const std::string& ref);
   /// Loads the image behind a manifest digest (OCI or Docker schema 2 manifest).
   Image load(const base::Digest& manifest);

@@ -1,6 +1,7 @@
-// image/tar_io.h — internal plumbing shared by layer.cpp, layer_extract.cpp and
-// archive.cpp: gzip compression into a blob writer, a reader that undoes gzip (when
-// present) and hashes the plain stream, libarchive handles and entry-path checks.
+// image/tar_io.h — internal plumbing shared by layer.cpp, layer_extract.cpp, compress.cpp
+// and archive.cpp: layer compression into a blob writer (multi-core gzip, zstd, none), a
+// reader that undoes gzip or zstd (detected) and hashes the plain stream, libarchive
+// handles and entry-path checks.
 // Not a public contract: other modules use layer.h, store.h and archive.h.
 #pragma once
 
@@ -8,49 +9,93 @@
 #include <archive_entry.h>
 #include <locale.h>
 #include <zlib.h>
+#include <zstd.h>
 
+#include <condition_variable>
+#include <deque>
 #include <exception>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/digest.h"
 #include "cache/blob_store.h"
+#include "image/compress.h"
 
 namespace builder::image::detail {
 
-/// gzip level of the layers we write. 1 (Z_BEST_SPEED) keeps layer export cheap on
-/// large trees; the size cost against level 6 is typically 10-15%. Changing it
-/// changes layer digests (not diff ids).
-inline constexpr int kGzipLevel = 1;
+/// The compression a blob's first bytes announce: gzip (1f 8b), zstd (28 b5 2f fd), else
+/// none.
+Compression sniff_compression(const void* data, size_t n);
 
-/// Deflates (gzip wrapper, mtime 0, so output is reproducible) into a blob writer and
-/// hashes the uncompressed input, which is the layer's diff id.
-class GzipWriter {
+/// Plain bytes are cut into chunks of this size, each compressed on its own into one
+/// gzip member, so the members can be made on several cores and the output does not
+/// depend on how many. Changing it changes gzip layer digests (never diff ids).
+inline constexpr size_t kGzipChunk = 1u << 20;
+
+/// Compresses a layer's plain tar stream into a blob writer as `type` at `level` (an
+/// effective level: compress.h), hashing the plain bytes, which is the diff id.
+/// gzip: independent members of kGzipChunk plain bytes each (libdeflate, header mtime 0,
+/// OS byte 255), compressed by up to `threads` worker threads (0: one per CPU, at most
+/// 8) while the caller keeps producing; at most 2 chunks per thread are in flight, so
+/// memory stays bounded; members are written in order. zstd: libzstd's streaming API
+/// with ZSTD_c_nbWorkers >= 1 (its output is the same for any worker count) and a
+/// content checksum. Uncompressed: the bytes as they are. The output depends only on
+/// the input, type and level. Not thread-safe; `out` must outlive it.
+class LayerCompressor {
  public:
-  explicit GzipWriter(cache::BlobStore::Writer& out, int level = kGzipLevel);
-  ~GzipWriter();
-  GzipWriter(const GzipWriter&) = delete;
-  GzipWriter& operator=(const GzipWriter&) = delete;
+  LayerCompressor(cache::BlobStore::Writer& out, Compression type, int level, unsigned threads = 0);
+  ~LayerCompressor();
+  LayerCompressor(const LayerCompressor&) = delete;
+  LayerCompressor& operator=(const LayerCompressor&) = delete;
   void write(const void* data, size_t n);
-  /// Flushes the gzip trailer; returns the sha256 of all bytes given to write().
+  /// Flushes everything; returns the sha256 of all bytes given to write(). Throws
+  /// base::Error if compression failed.
   base::Digest finish();
   uint64_t plain_size() const { return plain_size_; }
 
  private:
-  void deflate_some(int flush);
+  struct Job {
+    std::vector<unsigned char> in, out;
+    bool done = false;
+    std::exception_ptr error;
+  };
+  void submit_chunk();
+  void write_job(Job& j);
+  void worker();
+  void compress_chunk(void* compressor, Job& j);
+  void zstd_write(const void* data, size_t n, ZSTD_EndDirective end);
+
   cache::BlobStore::Writer& out_;
-  z_stream zs_{};
+  Compression type_;
+  int level_;
+  unsigned threads_;
   base::Sha256 hash_;
   uint64_t plain_size_ = 0;
-  std::vector<unsigned char> buf_;
   bool finished_ = false;
+  // gzip
+  std::vector<unsigned char> cur_;  ///< the chunk being filled
+  void* inline_compressor_ = nullptr;  ///< libdeflate_compressor for the calling thread
+  std::deque<std::unique_ptr<Job>> pending_;  ///< submitted, in output order
+  std::vector<std::vector<unsigned char>> spare_;  ///< recycled buffers
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  std::deque<Job*> queue_;  ///< jobs no worker took yet
+  std::vector<std::thread> workers_;
+  bool stop_ = false;
+  // zstd
+  ZSTD_CCtx* zcctx_ = nullptr;
+  std::vector<unsigned char> zout_;
 };
 
-/// Reads a layer from `fd`, inflating it when it starts with the gzip magic (several
-/// gzip members are read as one stream), and hashes the plain bytes it returns.
-/// Throws base::Error on zstd (not supported yet) and on corrupt gzip.
+/// Reads a layer from `fd`, undoing the compression its first bytes announce: gzip
+/// (several members are read as one stream; bytes after the last member that do not
+/// start another are ignored, as gzip(1) does) or zstd (several frames read as one);
+/// hashes the plain bytes it returns. Throws base::Error on corrupt or truncated gzip
+/// or zstd input.
 class PlainReader {
  public:
   explicit PlainReader(int fd);
@@ -62,7 +107,7 @@ class PlainReader {
   /// Reads (and hashes) whatever libarchive left unread, such as the zero blocks
   /// after the end-of-archive marker; returns the sha256 of the plain stream.
   base::Digest finish();
-  bool gzipped() const { return gzip_; }
+  Compression compression() const { return type_; }
   /// Called with each plain chunk returned (e.g. to recompress while reading).
   void set_tee(void (*fn)(void* ctx, const void* data, size_t n), void* ctx) {
     tee_ = fn;
@@ -76,8 +121,12 @@ class PlainReader {
 
  private:
   bool fill_raw();
+  size_t read_zstd(void* buf, size_t n);
   int fd_;
+  Compression type_ = Compression::Uncompressed;
   bool gzip_ = false;
+  ZSTD_DCtx* zd_ = nullptr;
+  size_t zstd_pending_ = 0;  ///< last ZSTD_decompressStream hint: 0 at a frame boundary
   bool raw_eof_ = false;
   bool stream_end_ = false;
   z_stream zs_{};

@@ -213,7 +213,15 @@ void TarWriter::finish_entry() {
 void TarWriter::write_header(const TarHeader& h) {
   if (closed_) throw base::Error("tar writer: header after close");
   finish_entry();
-  std::string blocks = encode_tar_header(h);
+  std::string blocks;
+  if (max_mtime_ && h.mtime > *max_mtime_) {
+    TarHeader clamped = h;
+    clamped.mtime = *max_mtime_;
+    clamped_ = true;
+    blocks = encode_tar_header(clamped);
+  } else {
+    blocks = encode_tar_header(h);
+  }
   sink_.write(blocks.data(), blocks.size());
   any_ = true;
   // Links, directories, devices and fifos never carry data, whatever their size says.
@@ -235,6 +243,86 @@ void TarWriter::close() {
   static const char zeros[2 * kBlock] = {};
   sink_.write(zeros, sizeof zeros);
   closed_ = true;
+}
+
+// ---------------------------------------------------------------- re-encoding
+
+bool reencode_tar(PlainReader& src, TarWriter& out) {
+  Utf8Locale locale;
+  ArchiveReader a(archive_read_new());
+  if (!a) throw base::Error("libarchive: out of memory");
+  archive_read_support_format_tar(a.get());
+  bool any = false;
+  std::vector<char> buf(256 * 1024);
+  try {
+    check_archive(a.get(), archive_read_open(a.get(), &src, nullptr, PlainReader::archive_read_cb, nullptr),
+                  "reading layer");
+    for (;;) {
+      struct archive_entry* e = nullptr;
+      int rc = archive_read_next_header(a.get(), &e);
+      if (rc == ARCHIVE_EOF) break;
+      src.rethrow_if_failed();
+      check_archive(a.get(), rc, "reading layer");
+      any = true;
+      TarHeader h;
+      h.name = entry_path(e);
+      clean_entry_path(h.name);
+      std::string base = h.name.substr(h.name.rfind('/') + 1);
+      if (base.starts_with(".wh.")) h.format = TarHeader::Format::kAuto;
+      h.mode = archive_entry_perm(e) & 07777;
+      h.uid = archive_entry_uid(e);
+      h.gid = archive_entry_gid(e);
+      h.mtime = archive_entry_mtime(e);
+      std::string hardlink = entry_hardlink(e);
+      if (!hardlink.empty()) {
+        clean_entry_path(hardlink);
+        h.typeflag = '1';
+        h.linkname = hardlink;
+      } else {
+        switch (archive_entry_filetype(e)) {
+          case AE_IFREG:
+            h.typeflag = '0';
+            h.size = archive_entry_size(e);
+            break;
+          case AE_IFDIR: h.typeflag = '5'; break;
+          case AE_IFLNK:
+            h.typeflag = '2';
+            if (const char* u = archive_entry_symlink_utf8(e))
+              h.linkname = u;
+            else if (const char* m = archive_entry_symlink(e))
+              h.linkname = m;
+            break;
+          case AE_IFCHR: h.typeflag = '3'; break;
+          case AE_IFBLK: h.typeflag = '4'; break;
+          case AE_IFIFO: h.typeflag = '6'; break;
+          default: throw base::Error("layer entry `" + h.name + "` has a type a layer cannot hold");
+        }
+      }
+      if (h.typeflag == '3' || h.typeflag == '4') {
+        h.devmajor = archive_entry_rdevmajor(e);
+        h.devminor = archive_entry_rdevminor(e);
+      }
+      const char* xname = nullptr;
+      const void* xvalue = nullptr;
+      size_t xsize = 0;
+      archive_entry_xattr_reset(e);
+      while (archive_entry_xattr_next(e, &xname, &xvalue, &xsize) == ARCHIVE_OK)
+        h.xattrs.emplace_back(xname, std::string(static_cast<const char*>(xvalue), xsize));
+      out.write_header(h);
+      if (h.typeflag != '0') continue;
+      for (;;) {
+        la_ssize_t n = archive_read_data(a.get(), buf.data(), buf.size());
+        src.rethrow_if_failed();
+        if (n < 0) check_archive(a.get(), static_cast<int>(n), "reading layer `" + h.name + "`");
+        if (n <= 0) break;
+        out.write_data(buf.data(), static_cast<size_t>(n));
+      }
+    }
+  } catch (...) {
+    src.rethrow_if_failed();
+    throw;
+  }
+  return any;
 }
 
 }  // namespace builder::image::detail

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,6 +57,10 @@ class TarWriter {
   void close();
   /// Whether any header was written.
   bool wrote_any() const { return any_; }
+  /// rewrite-timestamp: every later header's mtime is clamped to at most `t`.
+  void set_max_mtime(std::optional<int64_t> t) { max_mtime_ = t; }
+  /// Whether a header's mtime was clamped.
+  bool clamped_any() const { return clamped_; }
 
  private:
   void finish_entry();
@@ -64,6 +69,18 @@ class TarWriter {
   int64_t pad_ = 0;   ///< zeros after it
   bool any_ = false;
   bool closed_ = false;
+  std::optional<int64_t> max_mtime_;
+  bool clamped_ = false;
 };
+
+/// Re-encodes the tar read from `src` entry by entry into `out` (whose max mtime, if
+/// set, clamps the times), data copied: what rewrite-timestamp does to a stored layer.
+/// Headers become TarHeaders (name, type, mode, ids, size, mtime, link, device, all
+/// xattrs; user/group names, atime and ctime are dropped); `.wh.` whiteouts are plain
+/// ustar as containerd writes them, every other entry pax, so a layer builder wrote
+/// comes out byte for byte the same when nothing is clamped. Entry names must stay in
+/// the root (base::Error otherwise). Returns whether the stream had any entry. Does
+/// not close `out`.
+bool reencode_tar(PlainReader& src, TarWriter& out);
 
 }  // namespace builder::image::detail

@@ -438,8 +438,8 @@ TEST_CASE("lower: unsupported features and bad flags fail with Dockerfile:line:c
         "Dockerfile:2:1: invalid mount target \"/\"");
   CHECK(error_of("FROM busybox\nRUN --mount=target=/x,from=$X echo\n") ==
         "Dockerfile:2:1: 'from' doesn't support variable expansion, define alias stage instead");
-  CHECK(error_of("FROM busybox\nADD https://example.com/a.tgz /b\n") ==
-        "Dockerfile:2:1: ADD from a URL (https://example.com/a.tgz) is not supported yet");
+  CHECK(error_of("FROM busybox\nADD --checksum=sha256:00 https://example.com/a.tgz /b\n") ==
+        "Dockerfile:2:1: invalid checksum digest format: \"sha256:00\"");
   CHECK(error_of("FROM busybox\nCOPY https://example.com/a /b\n") == "Dockerfile:2:1: source can't be a URL for COPY");
   CHECK(error_of("FROM busybox\nCOPY --checksum=sha256:00 a /b\n") == "Dockerfile:2:1: unknown flag: --checksum");
   CHECK(error_of("FROM busybox\nADD --checksum=sha256:00 a /b\n") ==

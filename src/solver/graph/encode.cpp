@@ -34,6 +34,22 @@ Json to_json(const SourceOp& s) {
       j["include"] = s.include_patterns;
       j["exclude"] = s.exclude_patterns;
       break;
+    // New kinds add fields only to their own objects, so the encoding of the kinds
+    // above (and the cache keys made from it) is unchanged.
+    case SourceOp::Kind::Http:
+      j["source"] = "http";
+      j["url"] = s.url;
+      j["checksum"] = s.checksum;
+      j["filename"] = s.filename;
+      break;
+    case SourceOp::Kind::Git:
+      j["source"] = "git";
+      j["remote"] = s.url;
+      j["ref"] = s.git_ref;
+      j["checksum"] = s.checksum;
+      j["subdir"] = s.subdir;
+      j["keep_git_dir"] = s.keep_git_dir;
+      break;
   }
   return j;
 }
@@ -131,6 +147,8 @@ std::string describe(const Op& op) {
       case SourceOp::Kind::Scratch: return "scratch";
       case SourceOp::Kind::Image: return "image " + s->ref + "@" + s->digest;
       case SourceOp::Kind::Local: return "local " + s->local_name;
+      case SourceOp::Kind::Http: return "http " + s->url;
+      case SourceOp::Kind::Git: return "git " + s->url + (s->git_ref.empty() ? "" : "#" + s->git_ref);
     }
   }
   if (const auto* e = std::get_if<ExecOp>(&op)) return "exec [" + base::join(e->args, " ") + "]";

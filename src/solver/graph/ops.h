@@ -18,7 +18,7 @@ namespace builder::graph {
 
 /// Where a vertex's file system starts from.
 struct SourceOp {
-  enum class Kind { Scratch, Image, Local };
+  enum class Kind { Scratch, Image, Local, Http, Git };
   Kind kind = Kind::Scratch;
   /// Image: the normalised reference as written ("busybox:latest").
   std::string ref;
@@ -32,6 +32,21 @@ struct SourceOp {
   std::vector<std::string> include_patterns;
   /// Local: .dockerignore-style patterns of paths that never enter the build.
   std::vector<std::string> exclude_patterns;
+  /// Http: the URL fetched; Git: the remote as git understands it (no #fragment).
+  std::string url;
+  /// Http: "sha256:<hex>" the body must have (ADD --checksum): then it alone is the
+  /// content's key and nothing is fetched when the result is cached. Git: the commit
+  /// (full hex) the ref must resolve to. Empty: the executor resolves the content.
+  std::string checksum;
+  /// Http: the name of the one file of the result, mode 0600, its mtime the response's
+  /// Last-Modified (BuildKit's http source).
+  std::string filename;
+  /// Git: branch, tag, full ref or commit; empty means the remote's HEAD.
+  std::string git_ref;
+  /// Git: the directory of the repository that becomes the result's root ("" = all).
+  std::string subdir;
+  /// Git: keep the `.git` directory in the result.
+  bool keep_git_dir = false;
 };
 
 enum class NetworkMode { Sandbox, Host, None };

@@ -18,6 +18,8 @@
 #include "cache/checksum.h"
 #include "cache/path_filter.h"
 #include "exec/sandbox.h"
+#include "image/compress.h"
+#include "image/export.h"
 #include "image/layer.h"
 #include "image/unpack.h"
 #include "solver/ops/file_op.h"
@@ -52,6 +54,8 @@ std::string LocalExecutor::content_key(const graph::Vertex& v, std::vector<cache
   // What a file op writes depends on this code as well as on the op and its inputs.
   if (std::holds_alternative<graph::FileOp>(v.op)) return kFileOpVersion;
   const auto* s = std::get_if<graph::SourceOp>(&v.op);
+  if (s && (s->kind == graph::SourceOp::Kind::Http || s->kind == graph::SourceOp::Kind::Git))
+    return remote_content_key(*s);
   if (!s || s->kind != graph::SourceOp::Kind::Local) return {};
   return cache::checksum_paths(local_dir(s->local_name), s->include_patterns, s->exclude_patterns, &memo_, files);
 }
@@ -63,16 +67,26 @@ std::optional<Result> LocalExecutor::lookup(const graph::Vertex& v, const std::s
     if (s->kind == graph::SourceOp::Kind::Scratch) return Result{};
   }
   auto value = store_.index().get(key);
-  if (!value) return std::nullopt;
+  if (!value) return import_remote(key);
   Result r;
   try {
     r = decode_result(*value);
   } catch (const base::Error&) {
-    return std::nullopt;
+    return import_remote(key);
   }
   // Leased together with the check that the layers exist, so a concurrent prune can
   // no longer take them; a layer already gone makes this a miss.
-  if (!lease_.add_snapshots(r.layers)) return std::nullopt;
+  if (!lease_.add_snapshots(r.layers)) return import_remote(key);
+  if (remote_cache_) remote_cache_->note(key, r);
+  return r;
+}
+
+std::optional<Result> LocalExecutor::import_remote(const std::string& key) {
+  if (!remote_cache_) return std::nullopt;
+  auto r = remote_cache_->import(key);
+  if (!r || !lease_.add_snapshots(r->layers)) return std::nullopt;
+  store_.index().put(key, encode_result(*r));
+  remote_cache_->note(key, *r);
   return r;
 }
 
@@ -97,6 +111,7 @@ Result LocalExecutor::execute(const graph::Vertex& v, const std::vector<Result>&
     r = run();
   }
   if (r.local_dir.empty()) store_.index().put(key, encode_result(r));
+  if (remote_cache_) remote_cache_->note(key, r);
   return r;
 }
 
@@ -110,6 +125,8 @@ Result LocalExecutor::run_source(const graph::SourceOp& op) {
       image::Image img = images_.load(digest);
       return Result{image::unpack_image(store_, img), {}, {}};
     }
+    case graph::SourceOp::Kind::Http:
+    case graph::SourceOp::Kind::Git: return run_remote_source(op);
   }
   return Result{};
 }
@@ -309,11 +326,14 @@ std::string LocalExecutor::cache_mount_dir(const graph::ExecMount& m, const std:
         apply_file_action(cp, fresh.path(), {}, views, std::nullopt, store_.scratch_dir());
       } else {
         base::make_dirs(root);
+        // --cache-from may carry this cache's contents (cache-mounts=true).
+        if (remote_cache_) remote_cache_->seed_cache_mount(m.cache_id, root);
         base::check_sys(::chmod(root.c_str(), m.mode.value_or(0755)), "chmod", root);
         base::check_sys(::lchown(root.c_str(), m.uid.value_or(0), m.gid.value_or(0)), "chown", root);
       }
       base::check_sys(::rename(root.c_str(), data.c_str()), "rename", data);
     }
+    if (remote_cache_) remote_cache_->note_cache_mount(m.cache_id, data, dir + ".lock");
     return data;
   }
 }
@@ -423,6 +443,12 @@ image::LayerBlob LocalExecutor::layer_blob(const Result& r, size_t i, const cach
   return blob;
 }
 
+image::LayerBlob LocalExecutor::snapshot_blob(const Result& r, size_t i) {
+  image::LayerBlob blob = layer_blob(r, i, layer_snapshot(r, i));
+  lease_.add_blobs({blob.digest.str()});
+  return blob;
+}
+
 /// The snapshot of layer `i` of `r`; throws if it vanished.
 cache::SnapshotInfo LocalExecutor::layer_snapshot(const Result& r, size_t i) {
   auto info = store_.snapshots().get(r.layers[i]);
@@ -430,13 +456,19 @@ cache::SnapshotInfo LocalExecutor::layer_snapshot(const Result& r, size_t i) {
   return *info;
 }
 
-ExportedImage LocalExecutor::export_image(const Result& result, const graph::ImageSpec& spec) {
+ExportedImage LocalExecutor::export_image(const Result& result, const graph::ImageSpec& spec,
+                                          const ExportOptions& opts) {
+  image::validate(opts.compression);
+  if (opts.rewrite_timestamp && !opts.source_date_epoch)
+    throw base::Error("rewrite-timestamp=true needs SOURCE_DATE_EPOCH (a build arg or the environment)");
   std::vector<image::LayerBlob> layers;
+  std::vector<std::string> layer_media;  // as the snapshot records the blob
   std::vector<int64_t> layer_created;  // when each layer's snapshot was committed
   for (size_t i = 0; i < result.layers.size(); ++i) {
     auto info = layer_snapshot(result, i);
     layer_created.push_back(info.created);
     layers.push_back(layer_blob(result, i, info));
+    layer_media.push_back(info.media_type.empty() ? std::string(image::kMediaTypeLayerGzip) : info.media_type);
   }
   // Map history entries that claim a layer onto the layers, in order. A step that
   // changed nothing still has its layer (an empty tar), as in BuildKit: its image lists
@@ -460,15 +492,35 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
     }
   const size_t added = layers.size() - claimed;
   entries.insert(entries.begin(), added, graph::History{});
+  // The base image's part: the entries before the first one this build added (the
+  // frontend leaves `created` empty on those, a base image's entries carry theirs).
+  // As BuildKit, SOURCE_DATE_EPOCH keeps the base part's dates and layers as they are.
+  size_t first_new = entries.size();
+  for (size_t k = added; k < entries.size(); ++k)
+    if (entries[k].created.empty()) {
+      first_new = k;
+      break;
+    }
+  const std::optional<int64_t>& epoch = opts.source_date_epoch;
+  auto clamp = [&epoch](const std::string& t) {
+    if (!epoch) return t;
+    int64_t v = t.empty() ? 0 : base::parse_rfc3339(t);
+    return t.empty() || v > *epoch ? base::rfc3339(static_cast<std::time_t>(*epoch)) : t;
+  };
 
   std::string last_created;
   base::Json history = base::Json::array();
   std::vector<image::LayerBlob> kept;
+  std::vector<std::string> kept_media;
+  std::vector<bool> kept_base;  // a base image's layer (claimed by its history)
   size_t next = 0;
   for (size_t k = 0; k < entries.size(); ++k) {
     const graph::History& h = entries[k];
+    const bool base_part = k < first_new;
     if (k < added) {  // an added entry: only claims its layer
       history.push_back(base::Json::object());
+      kept_media.push_back(layer_media[next]);
+      kept_base.push_back(true);
       kept.push_back(layers[next++]);
       continue;
     }
@@ -476,6 +528,7 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
     if (created.empty() && !h.empty_layer && next < layer_created.size() && layer_created[next] > 0)
       created = base::rfc3339(static_cast<std::time_t>(layer_created[next]));
     if (created.empty()) created = last_created.empty() ? base::rfc3339_now() : last_created;
+    if (!base_part) created = clamp(created);
     last_created = created;
     base::Json e;
     e["created"] = created;
@@ -483,6 +536,8 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
     e["created_by"] = h.created_by;
     if (!h.comment.empty()) e["comment"] = h.comment;
     if (!h.empty_layer) {
+      kept_media.push_back(layer_media[next]);
+      kept_base.push_back(base_part);
       kept.push_back(layers[next]);
       ++next;
     } else {
@@ -494,15 +549,40 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
   config["architecture"] = spec.architecture;
   if (!spec.author.empty()) config["author"] = spec.author;
   config["config"] = spec.config;
-  config["created"] = last_created.empty() ? base::rfc3339_now() : last_created;
+  config["created"] = clamp(last_created.empty() ? base::rfc3339_now() : last_created);
   config["history"] = history;
   config["os"] = spec.os;
+  // Each layer in the requested compression (converted once, remembered by compress.h);
+  // rewrite-timestamp rewrites this build's layers, which changes their diff ids.
+  std::vector<image::Descriptor> descs;
   base::Json diff_ids = base::Json::array();
-  for (const auto& l : kept) diff_ids.push_back(l.diff_id.str());
+  for (size_t i = 0; i < kept.size(); ++i) {
+    image::Descriptor src{kept_media[i], kept[i].digest, kept[i].size};
+    base::Digest diff_id = kept[i].diff_id;
+    image::Descriptor d;
+    if (!kept_base[i] && opts.rewrite_timestamp) {
+      auto lb = image::clamp_layer_mtimes(store_, src, diff_id, *epoch, opts.compression);
+      d = image::Descriptor{lb.media_type, lb.digest, lb.size};
+      diff_id = lb.diff_id;
+    } else if (!kept_base[i] || opts.compression.force) {
+      d = image::convert_layer(store_, src, diff_id, opts.compression);
+    } else {
+      // A base layer stays in its own compression; only the media type's family
+      // (OCI or Docker) follows the output. Throws for zstd with Docker types.
+      image::CompressionSpec own = opts.compression;
+      own.type = image::compression_of_media_type(src.media_type);
+      own.level = -1;
+      d = src;
+      d.media_type = image::layer_media_type(own);
+    }
+    descs.push_back(d);
+    diff_ids.push_back(diff_id.str());
+  }
   config["rootfs"] = {{"type", "layers"}, {"diff_ids", diff_ids}};
   if (!spec.variant.empty()) config["variant"] = spec.variant;
-  base::Digest manifest = images_.write_image(config, kept);
-  image::Image img = images_.load(manifest);
+  if (image_config_hook_) image_config_hook_(result, config);
+  image::Image img = image::write_image_manifest(images_, config, descs, opts.compression.oci_media_types);
+  base::Digest manifest = img.manifest_digest;
   // Kept from prune until the build ends: tagging comes after this returns.
   std::vector<std::string> exported{manifest.str(), img.config_digest.str()};
   for (const auto& l : img.layers) exported.push_back(l.digest.str());
@@ -510,12 +590,26 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
   return ExportedImage{manifest, img.config_digest};
 }
 
-void LocalExecutor::export_local(const Result& result, const std::string& dest) {
-  base::make_dirs(dest);
-  for (size_t i = 0; i < result.layers.size(); ++i) {
-    base::Fd fd = store_.blobs().open(layer_blob(result, i, layer_snapshot(result, i)).digest);
-    image::extract_layer(fd.get(), dest);
+std::vector<image::Descriptor> LocalExecutor::layer_descriptors(const Result& r) {
+  std::vector<image::Descriptor> out;
+  std::vector<std::string> digests;
+  for (size_t i = 0; i < r.layers.size(); ++i) {
+    auto info = layer_snapshot(r, i);
+    auto blob = layer_blob(r, i, info);
+    out.push_back({info.media_type.empty() ? std::string(image::kMediaTypeLayerGzip) : info.media_type, blob.digest,
+                   blob.size});
+    digests.push_back(blob.digest.str());
   }
+  lease_.add_blobs(digests);
+  return out;
+}
+
+void LocalExecutor::export_local(const Result& result, const std::string& dest, std::optional<int64_t> epoch) {
+  image::export_rootfs_dir(images_, layer_descriptors(result), dest, epoch, store_.scratch_dir());
+}
+
+void LocalExecutor::export_tar(const Result& result, const std::string& dest, std::optional<int64_t> epoch) {
+  image::export_rootfs_tar(images_, layer_descriptors(result), dest, epoch, store_.scratch_dir());
 }
 
 }  // namespace builder::ops

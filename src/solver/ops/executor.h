@@ -7,6 +7,7 @@
 #include <functional>
 #include <list>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,9 +20,11 @@
 #include "cache/gc.h"
 #include "cache/store.h"
 #include "exec/sandbox.h"
+#include "image/compress.h"
 #include "image/layer.h"
 #include "image/store.h"
 #include "solver/graph/ops.h"
+#include "solver/ops/remote_cache.h"
 #include "solver/ops/result.h"
 #include "solver/ops/ssh_proxy.h"
 
@@ -55,6 +58,19 @@ struct ExportedImage {
   base::Digest config;  ///< the image ID
 };
 
+/// How export_image writes the image (`--output` keys and SOURCE_DATE_EPOCH).
+struct ExportOptions {
+  /// Layers this build made are converted to it; a base image's layers stay as stored
+  /// unless `force` (only their media type names follow oci_media_types).
+  image::CompressionSpec compression;
+  /// SOURCE_DATE_EPOCH: the config's `created` and the history entries this build
+  /// added are clamped to it (a base image's entries are kept, as BuildKit does).
+  std::optional<int64_t> source_date_epoch;
+  /// rewrite-timestamp: the layers this build made get every mtime clamped to
+  /// source_date_epoch (which must be set).
+  bool rewrite_timestamp = false;
+};
+
 class LocalExecutor : public Executor {
  public:
   /// `locals` maps local source names ("context") to host directories.
@@ -70,9 +86,13 @@ class LocalExecutor : public Executor {
   /// Writes the image for `result` (layers exported to blobs once, then reused) with
   /// the config and history of `spec`; empty layers are dropped and their history
   /// entries marked empty_layer, as BuildKit does. Does not tag.
-  ExportedImage export_image(const Result& result, const graph::ImageSpec& spec);
-  /// Materialises `result` as a plain directory tree at `dest` (--output type=local).
-  void export_local(const Result& result, const std::string& dest);
+  ExportedImage export_image(const Result& result, const graph::ImageSpec& spec, const ExportOptions& opts = {});
+  /// Materialises `result` as a plain directory tree at `dest` (--output type=local):
+  /// built beside it, then renamed in or merged into an existing directory; with
+  /// `epoch` every mtime is set to it (BuildKit's local exporter).
+  void export_local(const Result& result, const std::string& dest, std::optional<int64_t> epoch = std::nullopt);
+  /// The same tree as one tar at `dest` ("-": stdout) (--output type=tar).
+  void export_tar(const Result& result, const std::string& dest, std::optional<int64_t> epoch = std::nullopt);
 
   /// What `--secret` provides: each secret's bytes by id, read when the build started.
   /// Held in memory only; a step gets them as a file on a tmpfs inside its container
@@ -80,6 +100,19 @@ class LocalExecutor : public Executor {
   void set_secrets(std::map<std::string, std::string> secrets) { secrets_ = std::move(secrets); }
   /// What `--ssh` provides: the host path of each agent's socket by id.
   void set_ssh_agents(std::map<std::string, std::string> sockets) { ssh_agents_ = std::move(sockets); }
+
+  /// The remote caches of this build (--cache-from / --cache-to): asked on a local
+  /// miss (a hit is unpacked and indexed here), told every result used or made, and
+  /// asked to seed a cache mount made new. Not owned; null (the default): none.
+  void set_remote_cache(RemoteCache* rc) { remote_cache_ = rc; }
+  /// Called by export_image with the finished image config just before it is written
+  /// (the inline cache adds its field there).
+  void set_image_config_hook(std::function<void(const Result&, base::Json&)> hook) {
+    image_config_hook_ = std::move(hook);
+  }
+  /// The stored layer blob of layer `i` of `r` (written once per snapshot, as
+  /// export_image does), kept from prune until the build ends.
+  image::LayerBlob snapshot_blob(const Result& r, size_t i);
 
   /// Cgroup limits of every RUN step (0: none): tasks, and memory in bytes.
   void set_step_limits(int64_t pids, int64_t memory) {
@@ -89,6 +122,19 @@ class LocalExecutor : public Executor {
 
  private:
   Result run_source(const graph::SourceOp& op);
+  /// ADD's remote sources (executor_sources.cpp). What content_key learnt about a
+  /// source (the body's digest and a downloaded copy, the commit a git ref names), so
+  /// that run_source fetches nothing twice in one build.
+  struct RemoteState {
+    std::string key;        ///< what content_key returned
+    std::string digest;     ///< http: sha256 of the body
+    std::optional<int64_t> mtime;  ///< http: Last-Modified
+    std::string file;       ///< http: the downloaded copy in remote_dir_, or ""
+    std::string commit;     ///< git: the resolved commit
+  };
+  std::string remote_content_key(const graph::SourceOp& op);
+  Result run_remote_source(const graph::SourceOp& op);
+  const std::string& remote_dir();
   Result run_exec(const graph::ExecOp& op, const std::vector<Result>& inputs, const OutputFn& out);
   Result run_file(const graph::FileOp& op, const std::vector<Result>& inputs);
   Result run_merge(const std::vector<Result>& inputs);
@@ -112,7 +158,11 @@ class LocalExecutor : public Executor {
   std::string local_dir(const std::string& name) const;
   std::vector<std::string> lower_paths(const Result& r, size_t i) const;
   image::LayerBlob layer_blob(const Result& r, size_t i, const cache::SnapshotInfo& info);
+  /// The stored layer blobs of `r`, bottom first, kept from prune until the build ends.
+  std::vector<image::Descriptor> layer_descriptors(const Result& r);
   cache::SnapshotInfo layer_snapshot(const Result& r, size_t i);
+  /// A local miss served by the remote cache: leased and indexed; nullopt when not.
+  std::optional<Result> import_remote(const std::string& key);
 
   cache::Store& store_;
   image::ImageStore& images_;
@@ -124,6 +174,11 @@ class LocalExecutor : public Executor {
   int64_t memory_limit_ = 0;
   std::map<std::string, std::string> secrets_;     ///< id -> bytes
   std::map<std::string, std::string> ssh_agents_;  ///< id -> agent socket
+  RemoteCache* remote_cache_ = nullptr;
+  std::function<void(const Result&, base::Json&)> image_config_hook_;
+  std::mutex remote_mu_;                           ///< guards remote_ and remote_dir_
+  std::map<std::string, RemoteState> remote_;      ///< by the source op's encoding
+  std::optional<base::TempDir> remote_dir_;        ///< downloads of this build
 };
 
 /// Host paths of a result's layers, top-most first (as overlayfs lowerdir wants).
