@@ -149,6 +149,11 @@ Json fields_of(const graph::Op& op) {
       case graph::SourceOp::Kind::Image: return Json{{"kind", "image"}, {"ref", s->ref}, {"digest", s->digest}};
       case graph::SourceOp::Kind::Local:
         return Json{{"kind", "local"}, {"include", s->include_patterns}, {"exclude", s->exclude_patterns}};
+      case graph::SourceOp::Kind::Http:
+        return Json{{"kind", "http"}, {"url", s->url}, {"checksum", s->checksum}, {"filename", s->filename}};
+      case graph::SourceOp::Kind::Git:
+        return Json{{"kind", "git"},         {"url", s->url},       {"ref", s->git_ref},
+                    {"commit", s->checksum}, {"subdir", s->subdir}, {"keep_git_dir", s->keep_git_dir}};
     }
   }
   if (const auto* e = std::get_if<graph::ExecOp>(&op)) {
