@@ -241,6 +241,8 @@ OutputsDone run_outputs(ops::LocalExecutor& executor, image::ImageStore& images,
     return it->second;
   };
 
+  bool has_image_output = std::any_of(outputs.begin(), outputs.end(),
+                                      [](const OutputSpec& o) { return o.type == "image" || o.type == "registry"; });
   for (const auto& o : outputs) {
     const std::vector<std::string>& names = o.names.empty() ? tags : o.names;
     if (o.type == "image" || o.type == "registry") {
@@ -270,11 +272,14 @@ OutputsDone run_outputs(ops::LocalExecutor& executor, image::ImageStore& images,
     } else if (o.type == "oci" || o.type == "docker") {
       auto exported = image_for(o);
       // As before this issue (and as `docker build -t x -o type=oci` users expect): the
-      // -t names of an archive output are set in the local store too.
-      if (o.names.empty())
+      // -t names of an archive output are set in the local store too, unless a
+      // type=image output (or an earlier archive) names the store's image already: an
+      // archive's Docker-media-type variant must not take the name from it.
+      if (o.names.empty() && !has_image_output)
         for (const auto& t : tags) {
+          if (std::find(done.named.begin(), done.named.end(), t) != done.named.end()) continue;
           images.tag(t, exported.manifest);
-          if (std::find(done.named.begin(), done.named.end(), t) == done.named.end()) done.named.push_back(t);
+          done.named.push_back(t);
         }
       image::NamedImage ni{images.load(exported.manifest), names};
       if (o.type == "oci" && !o.tar) {
