@@ -83,6 +83,15 @@ void check_type(const std::string& opt, const std::string& type, const std::set<
   throw base::Error(opt + ": unknown cache type `" + type + "` (" + list + ")");
 }
 
+/// Every key of `f` is one `type` knows.
+void check_keys(const std::string& opt, const std::string& type, const std::map<std::string, std::string>& f,
+                const std::set<std::string>& keys) {
+  for (const auto& [k, v] : f)
+    if (!keys.count(k))
+      throw base::Error(opt + ": unknown key `" + k + "` for type=" + type + " (known: " +
+                        base::join(std::vector<std::string>(keys.begin(), keys.end()), ", ") + ")");
+}
+
 void check_ref(const std::string& opt, const std::string& ref) {
   try {
     registry::Reference::parse(ref);
@@ -111,11 +120,7 @@ CacheExportSpec parse_cache_to(const std::string& s) {
       {"registry", {"type", "ref", "mode", "cache-mounts", "ignore-error"}},
       {"local", {"type", "dest", "mode", "cache-mounts", "ignore-error"}},
       {"inline", {"type", "mode", "ignore-error"}}};
-  const auto& keys = kKeys.at(spec.type);
-  for (const auto& [k, v] : f)
-    if (!keys.count(k))
-      throw base::Error(opt + ": unknown key `" + k + "` for type=" + spec.type + " (known: " +
-                        base::join(std::vector<std::string>(keys.begin(), keys.end()), ", ") + ")");
+  check_keys(opt, spec.type, f, kKeys.at(spec.type));
   if (f.count("mode")) {
     if (f["mode"] == "max") spec.mode = ops::CacheMode::Max;
     else if (f["mode"] != "min") throw base::Error(opt + ": invalid mode `" + f["mode"] + "` (min or max)");
@@ -151,11 +156,7 @@ CacheImportSpec parse_cache_from(const std::string& s) {
   check_type(opt, spec.type, {"registry", "local"});
   static const std::map<std::string, std::set<std::string>> kKeys = {{"registry", {"type", "ref"}},
                                                                      {"local", {"type", "src"}}};
-  const auto& keys = kKeys.at(spec.type);
-  for (const auto& [k, v] : f)
-    if (!keys.count(k))
-      throw base::Error(opt + ": unknown key `" + k + "` for type=" + spec.type + " (known: " +
-                        base::join(std::vector<std::string>(keys.begin(), keys.end()), ", ") + ")");
+  check_keys(opt, spec.type, f, kKeys.at(spec.type));
   if (spec.type == "registry") {
     if (f["ref"].empty()) throw base::Error(opt + ": type=registry needs ref=REFERENCE");
     spec.ref = f["ref"];

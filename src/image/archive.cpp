@@ -26,195 +26,33 @@ using detail::check_archive;
 
 namespace {
 
-constexpr const char* kOciLayout = R"({"imageLayoutVersion":"1.0.0"})";
 constexpr const char* kAnnotationRefName = "org.opencontainers.image.ref.name";
 constexpr const char* kAnnotationImageName = "io.containerd.image.name";
-constexpr const char* kMediaTypeLayerZstd = "application/vnd.oci.image.layer.v1.tar+zstd";
 /// Non-blob files of an archive (manifest.json, index.json, legacy <id>/json) are read
 /// into memory; anything larger than this is not such a file.
 constexpr size_t kMaxMetadataSize = 64u << 20;
 
-std::string blob_path(const base::Digest& d) { return "blobs/sha256/" + std::string(d.hex()); }
-
 // ---------------------------------------------------------------- writing
 
-struct FdSink : detail::TarSink {
-  explicit FdSink(int fd) : fd_(fd) {}
-  void write(const void* data, size_t n) override {
-    base::write_all(fd_, std::string_view(static_cast<const char*>(data), n));
-  }
-  int fd_;
-};
-
-/// A tar file written under a temporary name and renamed into place by commit().
-class TarFile {
- public:
-  explicit TarFile(const std::string& path)
-      : path_(path),
-        // <dest>.tmp-<pid>-<hex>: a killed save's leftover is recognised (its pid is
-        // gone) and removed by the next save or export to the same path.
-        tmp_((remove_stale_export_temps(path), path + ".tmp-" + std::to_string(::getpid()) + "-" + base::random_hex(6))),
-        fd_(base::open_fd(tmp_, O_WRONLY | O_CREAT | O_EXCL, 0644)),
-        sink_(fd_.get()),
-        a_([&] {
-          // The temporary file is ours from its creation; ~TarFile does not run if we throw.
-          try {
-            return detail::new_tar_writer(sink_);
-          } catch (...) {
-            ::unlink(tmp_.c_str());
-            throw;
-          }
-        }()) {}
-
-  ~TarFile() {
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
-
-  void dir(const std::string& name) { header(name + "/", AE_IFDIR, 0755, 0); }
-
-  void file(const std::string& name, std::string_view data) {
-    header(name, AE_IFREG, 0644, data.size());
-    write(data.data(), data.size(), name);
-  }
-
-  void blob(cache::BlobStore& blobs, const base::Digest& d) {
-    if (!written_.insert(d).second) return;
-    std::string name = blob_path(d);
-    base::Fd in = blobs.open(d);
-    struct stat st;
-    base::check_sys(::fstat(in.get(), &st), "fstat", blobs.path(d));
-    header(name, AE_IFREG, 0644, static_cast<uint64_t>(st.st_size));
-    std::vector<char> buf(256 * 1024);
-    for (;;) {
-      ssize_t n = ::read(in.get(), buf.data(), buf.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw base::SysError(errno, "read", blobs.path(d));
-      if (n == 0) break;
-      write(buf.data(), static_cast<size_t>(n), name);
-    }
-  }
-
-  void commit() {
-    finish(archive_write_close(a_.get()));
-    base::check_sys(::fsync(fd_.get()), "fsync", tmp_);
-    fd_.reset();
-    base::check_sys(::rename(tmp_.c_str(), path_.c_str()), "rename", path_);
-    committed_ = true;
-    auto slash = path_.rfind('/');
-    base::fsync_dir(slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash)));
-  }
-
- private:
-  void finish(int rc) {
-    sink_.rethrow_if_failed();
-    check_archive(a_.get(), rc, "writing `" + path_ + "`");
-  }
-
-  void header(const std::string& name, unsigned type, int perm, uint64_t size) {
-    detail::Entry e(archive_entry_new());
-    archive_entry_copy_pathname(e.get(), name.c_str());
-    archive_entry_set_filetype(e.get(), type);
-    archive_entry_set_perm(e.get(), perm);
-    archive_entry_set_size(e.get(), static_cast<la_int64_t>(size));
-    archive_entry_set_mtime(e.get(), 0, 0);  // reproducible archives
-    finish(archive_write_header(a_.get(), e.get()));
-  }
-
-  void write(const void* data, size_t n, const std::string& name) {
-    la_ssize_t w = archive_write_data(a_.get(), data, n);
-    if (w < 0) finish(static_cast<int>(w));
-  }
-
-  std::string path_, tmp_;
-  base::Fd fd_;
-  FdSink sink_;
-  detail::ArchiveWriter a_;
-  std::set<base::Digest> written_;
-  bool committed_ = false;
-};
-
-struct Saved {
-  std::string name;  // normalised tag, or "" when saved by ID / digest
-  Image image;
-};
-
-std::vector<Saved> resolve_all(ImageStore& images, const std::vector<std::string>& refs) {
+/// One archive entry per reference, named by it when it is one of the image's tags
+/// (not when saved by ID or digest).
+std::vector<NamedImage> resolve_all(ImageStore& images, const std::vector<std::string>& refs) {
   if (refs.empty()) throw base::Error("no images to save");
-  std::vector<Saved> out;
+  std::vector<NamedImage> out;
   for (const auto& ref : refs) {
     auto img = images.resolve(ref);
     if (!img) throw base::Error("no such image: " + ref);
-    Saved s{"", std::move(*img)};
+    NamedImage ni{std::move(*img), {}};
     try {
       std::string norm = normalize_ref(ref);
-      auto names = images.names_of(s.image.manifest_digest);
+      auto names = images.names_of(ni.image.manifest_digest);
       if (norm.find('@') == std::string::npos && std::find(names.begin(), names.end(), norm) != names.end())
-        s.name = norm;
+        ni.names.push_back(norm);
     } catch (const base::Error&) {
     }
-    out.push_back(std::move(s));
+    out.push_back(std::move(ni));
   }
   return out;
-}
-
-/// Blobs and index.json: the part OCI and docker archives share.
-void write_oci_layout(TarFile& tar, ImageStore& images, const std::vector<Saved>& saved) {
-  auto& blobs = images.store().blobs();
-  tar.dir("blobs");
-  tar.dir("blobs/sha256");
-  base::Json index = base::Json::object();
-  index["schemaVersion"] = 2;
-  index["mediaType"] = kMediaTypeIndex;
-  index["manifests"] = base::Json::array();
-  for (const auto& s : saved) {
-    for (const auto& l : s.image.layers) tar.blob(blobs, l.digest);
-    tar.blob(blobs, s.image.config_digest);
-    tar.blob(blobs, s.image.manifest_digest);
-    base::Json d = base::Json::object();
-    const auto& m = s.image.manifest;
-    d["mediaType"] = m.contains("mediaType") && m["mediaType"].is_string() ? m["mediaType"].get<std::string>()
-                                                                           : std::string(kMediaTypeManifest);
-    d["digest"] = s.image.manifest_digest.str();
-    d["size"] = blobs.size(s.image.manifest_digest);
-    if (!s.name.empty()) {
-      // As BuildKit and Docker 25 write them: the full name for containerd/docker,
-      // the tag alone for OCI tools (skopeo oci-archive:x.tar:TAG, umoci --image x:TAG).
-      d["annotations"] = {{kAnnotationImageName, full_ref(s.name)},
-                          {kAnnotationRefName, split_ref(s.name).second}};
-    }
-    index["manifests"].push_back(std::move(d));
-  }
-  tar.file("oci-layout", kOciLayout);
-  tar.file("index.json", index.dump());
-}
-
-/// manifest.json (and `repositories` when asked): what `docker load` reads. One entry per
-/// image, every name of it in RepoTags. Layers stay gzip blobs: docker load and
-/// skopeo's docker-archive transport decompress them.
-void write_docker_manifest(TarFile& tar, const std::vector<Saved>& saved, bool with_repositories) {
-  base::Json manifest = base::Json::array();
-  base::Json repositories = base::Json::object();
-  std::map<base::Digest, size_t> entry_of;
-  for (const auto& s : saved) {
-    auto [it, fresh] = entry_of.emplace(s.image.config_digest, manifest.size());
-    if (fresh) {
-      base::Json e = base::Json::object();
-      e["Config"] = blob_path(s.image.config_digest);
-      e["RepoTags"] = base::Json::array();
-      e["Layers"] = base::Json::array();
-      for (const auto& l : s.image.layers) e["Layers"].push_back(blob_path(l.digest));
-      manifest.push_back(std::move(e));
-    }
-    if (s.name.empty()) continue;
-    auto& tags = manifest[it->second]["RepoTags"];
-    if (std::find(tags.begin(), tags.end(), s.name) == tags.end()) tags.push_back(s.name);
-    if (!s.image.layers.empty()) {
-      auto [repo, tag] = split_ref(s.name);
-      repositories[repo][tag] = std::string(s.image.layers.back().digest.hex());
-    }
-  }
-  tar.file("manifest.json", manifest.dump());
-  if (with_repositories && !repositories.empty()) tar.file("repositories", repositories.dump());
 }
 
 }  // namespace
@@ -223,19 +61,11 @@ void write_docker_manifest(TarFile& tar, const std::vector<Saved>& saved, bool w
 // containerd's and BuildKit's exporters write them, so `docker load` (any version)
 // reads the OCI one too; the docker one adds the legacy `repositories` file.
 void save_oci_archive(ImageStore& images, const std::vector<std::string>& refs, const std::string& out_path) {
-  auto saved = resolve_all(images, refs);
-  TarFile tar(out_path);
-  write_oci_layout(tar, images, saved);
-  write_docker_manifest(tar, saved, /*with_repositories=*/false);
-  tar.commit();
+  write_image_archive(images, resolve_all(images, refs), ArchiveFormat::Oci, out_path);
 }
 
 void save_docker_archive(ImageStore& images, const std::vector<std::string>& refs, const std::string& out_path) {
-  auto saved = resolve_all(images, refs);
-  TarFile tar(out_path);
-  write_oci_layout(tar, images, saved);
-  write_docker_manifest(tar, saved, /*with_repositories=*/true);
-  tar.commit();
+  write_image_archive(images, resolve_all(images, refs), ArchiveFormat::Docker, out_path);
 }
 
 // ---------------------------------------------------------------- loading
@@ -368,7 +198,7 @@ std::string sniff_layer_media_type(cache::BlobStore& blobs, const base::Digest& 
   unsigned char m[4] = {};
   ssize_t n = ::read(fd.get(), m, sizeof m);
   if (n >= 2 && m[0] == 0x1f && m[1] == 0x8b) return kMediaTypeLayerGzip;
-  if (n >= 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) return kMediaTypeLayerZstd;
+  if (n >= 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) return kMediaTypeLayerTarZstd;
   return kMediaTypeLayerTar;
 }
 
