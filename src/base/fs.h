@@ -28,6 +28,8 @@ bool path_exists(const std::string& path);
 int64_t tree_size(const std::string& dir, bool tolerate_changes = false);
 /// Random lowercase hex of `nbytes` bytes (2*nbytes characters) from getrandom(2).
 std::string random_hex(size_t nbytes);
+/// The target of the symlink at `path` (any length); throws SysError.
+std::string read_link(const std::string& path);
 /// Joins two paths with exactly one '/'.
 std::string path_join(std::string_view a, std::string_view b);
 

@@ -201,7 +201,7 @@ class Hasher {
     put_u8(static_cast<uint8_t>(type_of(st.st_mode)));
     put_u32(st.st_mode & 07777);
     put_u64((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ? st.st_rdev : 0);
-    put_str(S_ISLNK(st.st_mode) ? read_link(e.host_path) : std::string());
+    put_str(S_ISLNK(st.st_mode) ? base::read_link(e.host_path) : std::string());
     // Without a memo the file is opened once for both its xattrs and its content; with
     // one, a remembered file is never opened.
     base::Fd fd;

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/strings.h"
 
 namespace builder::cache {
@@ -75,19 +76,6 @@ std::string clean_rel(const std::string& path) {
   return base::join(out, "/");
 }
 
-std::string read_link(const std::string& host_path) {
-  std::string target(256, '\0');
-  for (;;) {
-    ssize_t n = ::readlink(host_path.c_str(), target.data(), target.size());
-    if (n < 0) throw base::SysError(errno, "readlink", host_path);
-    if (static_cast<size_t>(n) < target.size()) {
-      target.resize(static_cast<size_t>(n));
-      return target;
-    }
-    target.resize(target.size() * 2);
-  }
-}
-
 MergedFs MergedFs::context(std::string dir, PathFilter filter) {
   MergedFs fs({std::move(dir)}, std::move(filter));
   fs.root_owned_ = true;
@@ -148,7 +136,7 @@ std::string MergedFs::resolve(const std::string& path, bool follow_last) const {
     auto e = lookup(base::join(done, "/"));
     if (!e || !S_ISLNK(e->st.st_mode)) continue;
     if (++hops > 255) throw base::Error("too many levels of symbolic links resolving `" + path + "`");
-    std::string target = read_link(e->host_path);
+    std::string target = base::read_link(e->host_path);
     done.pop_back();
     if (!target.empty() && target[0] == '/') done.clear();
     auto tparts = components(target);

@@ -83,7 +83,4 @@ class MergedFs {
 /// root: "/a/../../b/" -> "b".
 std::string clean_rel(const std::string& path);
 
-/// The target of the symlink at `host_path`. Throws base::SysError.
-std::string read_link(const std::string& host_path);
-
 }  // namespace builder::cache

@@ -356,11 +356,7 @@ void write_tree_entry(TarOut& out, const std::string& path, const std::string& n
     archive_entry_set_filetype(e.get(), AE_IFDIR);
   } else if (S_ISLNK(st.st_mode)) {
     archive_entry_set_filetype(e.get(), AE_IFLNK);
-    std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
-    ssize_t n = ::readlink(path.c_str(), target.data(), target.size());
-    if (n < 0) throw base::SysError(errno, "readlink", path);
-    target.resize(static_cast<size_t>(n));
-    archive_entry_copy_symlink(e.get(), target.c_str());
+    archive_entry_copy_symlink(e.get(), base::read_link(path).c_str());
   } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
     archive_entry_set_filetype(e.get(), S_ISCHR(st.st_mode) ? AE_IFCHR : AE_IFBLK);
     archive_entry_set_rdevmajor(e.get(), major(st.st_rdev));

@@ -23,6 +23,7 @@
 
 #include "base/error.h"
 #include "base/fd.h"
+#include "base/fs.h"
 #include "cache/merged_fs.h"
 #include "image/tar_io.h"
 #include "image/tar_writer.h"
@@ -134,19 +135,6 @@ Attrs read_attrs(const std::string& abs, const struct stat& st, bool overlay) {
   return a;
 }
 
-std::string read_link(const std::string& abs, const struct stat& st) {
-  std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
-  for (;;) {
-    ssize_t n = ::readlink(abs.c_str(), target.data(), target.size());
-    if (n < 0) throw base::SysError(errno, "readlink", abs);
-    if (static_cast<size_t>(n) < target.size()) {
-      target.resize(static_cast<size_t>(n));
-      return target;
-    }
-    target.resize(target.size() * 2);
-  }
-}
-
 bool same_content(const std::string& a, const std::string& b) {
   base::Fd fa = base::open_fd(a, O_RDONLY | O_NOFOLLOW);
   base::Fd fb = base::open_fd(b, O_RDONLY | O_NOFOLLOW);
@@ -182,7 +170,7 @@ bool same_entry(const cache::MergedFs::Entry& below, const std::string& abs, con
   if (S_ISDIR(u.st_mode)) return true;
   if (b.st_size != u.st_size || b.st_mtim.tv_sec != u.st_mtim.tv_sec) return false;
   if (b.st_mtim.tv_nsec != 0 || u.st_mtim.tv_nsec != 0) return b.st_mtim.tv_nsec == u.st_mtim.tv_nsec;
-  if (S_ISLNK(u.st_mode)) return read_link(below.host_path, b) == read_link(abs, u);
+  if (S_ISLNK(u.st_mode)) return base::read_link(below.host_path) == base::read_link(abs);
   if (u.st_size == 0 || !S_ISREG(u.st_mode)) return true;
   return same_content(below.host_path, abs);
 }
@@ -322,7 +310,7 @@ class LayerWriter {
         break;
       case S_IFLNK:
         h.typeflag = '2';
-        h.linkname = read_link(abs, st);
+        h.linkname = base::read_link(abs);
         break;
       case S_IFCHR: h.typeflag = '3'; break;
       case S_IFBLK: h.typeflag = '4'; break;

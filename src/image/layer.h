@@ -72,11 +72,31 @@ base::Digest extract_layer(int fd, const std::string& dest);
 /// bzip2, xz, zstd): what ADD unpacks instead of copying.
 bool is_tar_archive(const std::string& path);
 
-/// Unpacks the archive at `path` into the directory `dest` as Docker's ADD does: existing
-/// directories are merged, other existing paths replaced, owners, modes, times and
-/// xattrs kept, `.wh.` names are ordinary files. Throws base::Error on entries (or hard
-/// links, or paths through symlinks) that would leave `dest`.
-void unpack_archive(const std::string& path, const std::string& dest);
+/// Where ADD's archive entries land. Docker unpacks in a chroot at the destination, so
+/// symlinks already there, and those the archive makes, are followed inside it; the
+/// solver's file op implements this over its layered view of the image.
+class ArchiveTarget {
+ public:
+  virtual ~ArchiveTarget() = default;
+  /// Makes room for the entry `rel` (a clean path below the destination): its parents
+  /// resolved and made, an existing path removed unless both are directories. Returns
+  /// the host path to create the entry at (a path without symlinks).
+  virtual std::string prepare(const std::string& rel, bool is_dir) = 0;
+  /// The host path of the existing entry `rel` that a hard link entry names.
+  virtual std::string link_target(const std::string& rel) = 0;
+};
+
+struct ArchiveOwner {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
+
+/// Unpacks the archive at `path` (plain, gzip, bzip2, xz or zstd) as Docker's ADD does:
+/// existing directories are merged and take the entry's metadata, other existing paths
+/// are replaced, owners (or `chown`'s), modes, times and xattrs kept, `.wh.` names are
+/// ordinary files. Throws base::Error on entries or hard links with `..` leaving the
+/// destination or absolute names, and on what `target` refuses.
+void unpack_archive(const std::string& path, ArchiveTarget& target, const std::optional<ArchiveOwner>& chown);
 
 /// Packs a plain directory tree (a rootfs) as a layer: every entry, as write_layer
 /// writes it, 0/0 char devices kept as devices.

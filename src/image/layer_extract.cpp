@@ -1,8 +1,9 @@
 // Unpacking layers: as an overlayfs layer (whiteouts become 0/0 char devices and
-// opaque xattrs) or merged onto a tree (whiteouts delete). libarchive's disk writer
-// does the file creation; entry names are checked and prefixed with the canonical
-// destination here, because archive_write_disk resolves relative names against the
-// process-wide cwd, which a multithreaded engine cannot chdir.
+// opaque xattrs) or merged onto a tree (whiteouts delete); and ADD's archives, whose
+// entries an ArchiveTarget places. libarchive's disk writer does the file creation;
+// entry names are checked and given as absolute host paths here, because
+// archive_write_disk resolves relative names against the process-wide cwd, which a
+// multithreaded engine cannot chdir.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdlib>
 #include <set>
 #include <utility>
@@ -55,6 +57,8 @@ bool lstat_path(const std::string& p, struct stat& st) {
 class Unpacker {
  public:
   Unpacker(const std::string& dest, Mode mode) : dest_(canonical_dir(dest)), mode_(mode) {}
+  Unpacker(ArchiveTarget& target, const std::optional<ArchiveOwner>& chown)
+      : mode_(Mode::kArchive), archive_(&target), chown_(chown) {}
 
   base::Digest run(int fd) {
     detail::PlainReader src(fd);
@@ -105,6 +109,11 @@ class Unpacker {
     }
     // Applies deferred directory modes and times.
     check_archive(out.get(), archive_write_close(out.get()), "unpacking layer");
+    // libarchive defers the times only of directories it made; an ADD entry for an
+    // existing directory takes its times too, after its children (Docker sets every
+    // directory entry's times last).
+    for (const auto& [path, times] : dir_times_)
+      base::check_sys(::utimensat(AT_FDCWD, path.c_str(), times.data(), AT_SYMLINK_NOFOLLOW), "utimensat", path);
   }
 
   /// Refuses `rel` when one of its first `n` components (all but the last by default)
@@ -156,24 +165,49 @@ class Unpacker {
       return;
     }
 
-    check_parents(rel);
-    std::string full = abs(rel);
     bool is_dir = archive_entry_filetype(e) == AE_IFDIR;
     std::string link = detail::entry_hardlink(e);
+    std::string link_target;
     if (!link.empty()) {
       std::string target = detail::clean_entry_path(link);
       if (target.empty() || target == rel) throw base::Error("refusing tar entry `" + rel + "`: bad hard link target");
-      check_parents(target, false, rel);
-      archive_entry_copy_hardlink(e, abs(target).c_str());
+      if (mode_ == Mode::kArchive) {
+        link_target = archive_->link_target(target);
+      } else {
+        check_parents(target, false, rel);
+        link_target = abs(target);
+      }
       is_dir = false;
     }
-    // An existing path is replaced, unless both are directories (then merged), the
-    // way Docker applies layers. Removing first also keeps a write from going through
-    // an old hard link into another file.
-    struct stat st;
-    if (lstat_path(full, st) && !(is_dir && S_ISDIR(st.st_mode))) base::remove_all(full);
+    std::string full;
+    if (mode_ == Mode::kArchive) {
+      full = archive_->prepare(rel, is_dir);
+      if (chown_) {
+        archive_entry_set_uid(e, chown_->uid);
+        archive_entry_set_gid(e, chown_->gid);
+      }
+    } else {
+      // A layer is applied strictly: a well-formed layer never writes through a link.
+      check_parents(rel);
+      full = abs(rel);
+      // An existing path is replaced, unless both are directories (then merged), the
+      // way Docker applies layers. Removing first also keeps a write from going through
+      // an old hard link into another file.
+      struct stat st;
+      if (lstat_path(full, st) && !(is_dir && S_ISDIR(st.st_mode))) base::remove_all(full);
+    }
+    if (!link_target.empty()) {
+      if (link_target == full) throw base::Error("refusing tar entry `" + rel + "`: bad hard link target");
+      archive_entry_copy_hardlink(e, link_target.c_str());
+    }
 
     archive_entry_copy_pathname(e, full.c_str());
+    if (mode_ == Mode::kArchive && is_dir)
+      dir_times_.emplace_back(
+          full, std::array<struct timespec, 2>{
+                    archive_entry_atime_is_set(e) ? timespec{archive_entry_atime(e), archive_entry_atime_nsec(e)}
+                                                  : timespec{0, UTIME_OMIT},
+                    timespec{archive_entry_mtime(e), archive_entry_mtime_nsec(e)}});
     drop_overlay_xattrs(e);
     int rc = archive_write_header(out, e);
     check_archive(out, rc, "unpacking `" + rel + "`");
@@ -270,8 +304,11 @@ class Unpacker {
     }
   }
 
-  std::string dest_;
+  std::string dest_;  // kOverlay and kMerge
   Mode mode_;
+  ArchiveTarget* archive_ = nullptr;  // kArchive
+  std::optional<ArchiveOwner> chown_;
+  std::vector<std::pair<std::string, std::array<struct timespec, 2>>> dir_times_;  // kArchive: set last
   std::set<std::string> written_;  // merge mode: paths (and their parents) from this layer
 };
 
@@ -295,9 +332,9 @@ bool is_tar_archive(const std::string& path) {
   return archive_read_next_header(in.get(), &e) == ARCHIVE_OK;
 }
 
-void unpack_archive(const std::string& path, const std::string& dest) {
+void unpack_archive(const std::string& path, ArchiveTarget& target, const std::optional<ArchiveOwner>& chown) {
   base::Fd fd = base::open_fd(path, O_RDONLY | O_NOFOLLOW);
-  Unpacker(dest, Mode::kArchive).run_archive(fd.get());
+  Unpacker(target, chown).run_archive(fd.get());
 }
 
 }  // namespace builder::image

@@ -16,6 +16,7 @@
 #include "cache/checksum.h"
 #include "cache/path_filter.h"
 #include "cache/merged_fs.h"
+#include "make_tar.h"
 #include "solver/ops/file_op.h"
 #include "test_util.h"
 
@@ -44,7 +45,7 @@ std::vector<cache::MergedFs> sources(const std::string& target, const std::strin
 std::vector<std::string> tree(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
-    std::string rel = std::filesystem::relative(e.path(), dir).string();
+    std::string rel = e.path().lexically_relative(dir).string();  // never through symlinks
     out.push_back(e.is_directory() && !e.is_symlink() ? rel + "/" : rel);
   }
   std::sort(out.begin(), out.end());
@@ -838,5 +839,108 @@ TEST_CASE("file op: symlinked, wildcard and hard-linked sources read exactly wha
         link(".", ctx + "/linkdir");
       });
     }
+  }
+}
+
+namespace {
+graph::CopyAction add_archive(const std::string& dest) {
+  graph::CopyAction c = copy({"a.tar"}, dest);
+  c.unpack_archives = true;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("add: an archive unpacks as under Docker's chroot at the destination") {
+  if (!test::have_root()) return;
+  // What Docker 20.10's BuildKit made of this archive (ADD a.tar /x/): links in the
+  // archive are followed inside /x, an absolute one restarting at /x, `..` stopping there.
+  Copy t;
+  test::make_tar(t.ctx + "/a.tar", {{"usr/", 'd', "", 0755},
+                                    {"usr/lib/", 'd', "", 0755},
+                                    {"lib", 'l', "usr/lib"},
+                                    {"lib/foo", 'f', "x"},
+                                    {"abs", 'l', "/usr"},
+                                    {"abs/bar", 'f', "y"},
+                                    {"hl", 'h', "abs/bar"},
+                                    {"lib/sub/deep", 'f', "z"},
+                                    {"up", 'l', "../../../.."},
+                                    {"up/tmp/t", 'f', "t"}});
+  CHECK(t.run(add_archive("/x/")) == "");
+  CHECK(t.layer() ==
+        "x/ d 0755 0:0\n"
+        "x/abs l 0777 0:0 -> /usr\n"
+        "x/hl f 0644 0:0 y\n"
+        "x/lib l 0777 0:0 -> usr/lib\n"
+        "x/tmp/ d 0755 0:0\n"
+        "x/tmp/t f 0644 0:0 t\n"
+        "x/up l 0777 0:0 -> ../../../..\n"
+        "x/usr/ d 0755 0:0\n"
+        "x/usr/bar f 0644 0:0 link=x/hl\n"
+        "x/usr/lib/ d 0755 0:0\n"
+        "x/usr/lib/foo f 0644 0:0 x\n"
+        "x/usr/lib/sub/ d 0755 0:0\n"
+        "x/usr/lib/sub/deep f 0644 0:0 z\n");
+}
+
+TEST_CASE("add: an archive follows the image's symlinks, and its directory entries replace them") {
+  if (!test::have_root()) return;
+  // A merged-/usr image: /mlib and /mlib2 are links into /usr. As with Docker, an entry
+  // below mlib/ lands in /usr/mlib; an explicit `mlib2/` directory entry replaces the
+  // link with a directory; an existing directory takes the entry's owner and mode.
+  Copy t;
+  put(t.lower + "/usr/mlib/old", "o");
+  put(t.lower + "/usr/mlib2/keep", "k");
+  put(t.lower + "/etc/keep", "k");
+  put(t.lower + "/base", "b");
+  link("usr/mlib", t.lower + "/mlib");
+  link("usr/mlib2", t.lower + "/mlib2");
+  test::make_tar(t.ctx + "/a.tar", {{"mlib/x/foo", 'f', "x"},
+                                    {"mlib2/", 'd', "", 0755},
+                                    {"mlib2/foo", 'f', "f"},
+                                    {"etc/", 'd', "", 0700},
+                                    {"hb", 'h', "base"}});
+  CHECK(t.run(add_archive("/")) == "");
+  CHECK(t.layer() ==
+        "base f 0644 0:0 b\n"
+        "etc/ d 0700 0:0\n"
+        "hb f 0644 0:0 link=base\n"
+        "mlib2/ d 0755 0:0\n"
+        "mlib2/foo f 0644 0:0 f\n"
+        "usr/ d 0755 0:0\n"
+        "usr/mlib/ d 0755 0:0\n"
+        "usr/mlib/x/ d 0755 0:0\n"
+        "usr/mlib/x/foo f 0644 0:0 x\n");
+  cache::MergedFs merged({t.upper, t.lower});
+  CHECK(merged.list("etc") == std::vector<std::string>{"keep"});
+  CHECK(merged.list("mlib2") == std::vector<std::string>{"foo"});
+  CHECK(merged.list("usr/mlib2") == std::vector<std::string>{"keep"});
+  CHECK(merged.list("usr/mlib") == std::vector<std::string>{"old", "x"});
+}
+
+TEST_CASE("add: an archive entry through a link to nothing, a file or a loop fails; `..` never leaves") {
+  if (!test::have_root()) return;
+  struct Case {
+    std::vector<test::TarItem> items;
+    std::string error;
+  };
+  std::vector<Case> cases = {
+      {{{"out", 'l', "/outside/dir"}, {"out/evil", 'f', "x"}},
+       "ADD failed: refusing tar entry `out/evil`: `/x/outside` does not exist"},
+      {{{"f", 'f', "x"}, {"lf", 'l', "f"}, {"lf/evil", 'f', "x"}},
+       "ADD failed: refusing tar entry `lf/evil`: `/x/f` is not a directory"},
+      {{{"loop", 'l', "loop"}, {"loop/evil", 'f', "x"}},
+       "ADD failed: refusing tar entry `loop/evil`: too many levels of symbolic links"},
+      {{{"../evil", 'f', "x"}}, "ADD failed: refusing tar entry `../evil`: path escapes the destination"},
+      {{{"ok", 'f', "x"}, {"hl", 'h', "../../etc/passwd"}},
+       "ADD failed: refusing tar entry `../../etc/passwd`: path escapes the destination"},
+      {{{"hl", 'h', "missing"}}, "ADD failed: hard link target `missing` does not exist"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.error);
+    Copy t;
+    test::make_tar(t.ctx + "/a.tar", c.items);
+    CHECK(t.run(add_archive("/x/")) == c.error);
+    CHECK_FALSE(base::path_exists(t.tmp.path() + "/evil"));
+    CHECK_FALSE(base::path_exists(t.tmp.path() + "/outside"));
   }
 }

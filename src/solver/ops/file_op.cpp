@@ -75,6 +75,20 @@ void copy_xattrs(const std::string& from, const std::string& to, bool drop_caps 
   }
 }
 
+void copy_file_data(const std::string& from, const std::string& to, const struct stat& st) {
+  base::Fd in = base::open_fd(from, O_RDONLY | O_NOFOLLOW);
+  base::Fd out = base::open_fd(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+  off_t left = st.st_size;
+  while (left > 0) {
+    ssize_t n = ::copy_file_range(in.get(), nullptr, out.get(), nullptr, static_cast<size_t>(left), 0);
+    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP || errno == EPERM))
+      n = ::sendfile(out.get(), in.get(), nullptr, static_cast<size_t>(left));
+    if (n < 0) throw base::SysError(errno, "copy", from);
+    if (n == 0) break;
+    left -= n;
+  }
+}
+
 /// The writable view: the new layer on top of the target's layers. Every change goes to
 /// the upper layer; what it changes below is copied up first, as overlayfs would.
 class Target {
@@ -144,25 +158,34 @@ class Target {
     if (::lstat(h.c_str(), &st) == 0) base::remove_all(h);
   }
 
+  /// Makes the non-directory `rel` of the merged view an entry of the upper layer (what
+  /// overlayfs does before a hard link to it): content, owner, mode, xattrs and times.
+  void copy_up_entry(const std::string& rel) {
+    std::string h = host(rel);
+    struct stat st;
+    if (::lstat(h.c_str(), &st) == 0) return;
+    auto below = lower_.lookup(rel);
+    if (!below || S_ISDIR(below->st.st_mode)) throw base::Error("copy up `/" + rel + "`: not a file below");
+    copy_up(parent_of(rel));
+    const struct stat& bs = below->st;
+    if (S_ISREG(bs.st_mode)) {
+      copy_file_data(below->host_path, h, bs);
+    } else if (S_ISLNK(bs.st_mode)) {
+      base::check_sys(::symlink(base::read_link(below->host_path).c_str(), h.c_str()), "symlink", h);
+    } else {
+      base::check_sys(::mknod(h.c_str(), (bs.st_mode & S_IFMT) | 0600, bs.st_rdev), "mknod", h);
+    }
+    base::check_sys(::lchown(h.c_str(), bs.st_uid, bs.st_gid), "chown", h);
+    if (!S_ISLNK(bs.st_mode)) base::check_sys(::chmod(h.c_str(), bs.st_mode & 07777), "chmod", h);
+    copy_xattrs(below->host_path, h);
+    set_times(h, bs);
+  }
+
  private:
   std::string upper_;
   MergedFs merged_;
   MergedFs lower_;
 };
-
-void copy_file_data(const std::string& from, const std::string& to, const struct stat& st) {
-  base::Fd in = base::open_fd(from, O_RDONLY | O_NOFOLLOW);
-  base::Fd out = base::open_fd(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
-  off_t left = st.st_size;
-  while (left > 0) {
-    ssize_t n = ::copy_file_range(in.get(), nullptr, out.get(), nullptr, static_cast<size_t>(left), 0);
-    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP || errno == EPERM))
-      n = ::sendfile(out.get(), in.get(), nullptr, static_cast<size_t>(left));
-    if (n < 0) throw base::SysError(errno, "copy", from);
-    if (n == 0) break;
-    left -= n;
-  }
-}
 
 /// One COPY source, as fsutil's copy.Copy: what `src_rel` leads to goes to `dst_rel`.
 /// Hard links among the copied files are kept (within this source, as in BuildKit).
@@ -242,7 +265,7 @@ class Copier {
         break;
       }
       case S_IFLNK: {
-        std::string target = cache::read_link(e.host_path);
+        std::string target = base::read_link(e.host_path);
         base::check_sys(::symlink(target.c_str(), h.c_str()), "symlink", h);
         break;
       }
@@ -326,35 +349,113 @@ std::string wildcard_prefix(const std::string& clean) {
   return base::join(prefix, "/");
 }
 
+/// ADD's archive entries written into the target as BuildKit's unpack does (Docker's
+/// archive.Unpack chrooted at the destination): paths resolve inside the destination,
+/// following symlinks there (an absolute target restarts at the destination, `..` stops
+/// there); missing parents of an entry are made 0755 0:0; a symlink that leads to a
+/// missing path or a file is an error, as the open() under Docker's chroot fails.
+class ArchiveInto : public image::ArchiveTarget {
+ public:
+  ArchiveInto(Target& dst, std::string dest_rel) : dst_(dst), dest_(std::move(dest_rel)) {}
+
+  std::string prepare(const std::string& rel, bool is_dir) override {
+    std::string full = join_rel(resolve_parent(parent_of(rel), rel, true), base_of(rel));
+    auto e = dst_.lookup(full);
+    if (is_dir && e && S_ISDIR(e->st.st_mode)) {
+      dst_.copy_up(full);  // merged; the entry's metadata then applies to it
+    } else if (is_dir) {
+      dst_.make_dir(full, 0700, 0, 0);
+    } else {
+      dst_.prepare_entry(full);
+    }
+    return dst_.host(full);
+  }
+
+  std::string link_target(const std::string& rel) override {
+    std::string full = join_rel(resolve_parent(parent_of(rel), rel, false), base_of(rel));
+    auto e = dst_.lookup(full);
+    if (!e) throw base::Error("hard link target `" + rel + "` does not exist");
+    if (S_ISDIR(e->st.st_mode)) throw base::Error("hard link target `" + rel + "` is a directory");
+    dst_.copy_up_entry(full);
+    return dst_.host(full);
+  }
+
+ private:
+  /// The directory `parent` (below the destination) as a path of the image, every
+  /// existing component a real directory. With `create`, components missing from the
+  /// entry's own path are made; missing ones a symlink leads to are an error.
+  std::string resolve_parent(const std::string& parent, const std::string& shown, bool create) {
+    std::vector<std::string> todo;  // components left, next at the back
+    size_t from_link = 0;           // how many of todo's last entries a link target put there
+    auto push = [&](const std::string& path) {
+      auto parts = base::split(path, '/');
+      size_t n = 0;
+      for (auto it = parts.rbegin(); it != parts.rend(); ++it)
+        if (!it->empty() && *it != ".") todo.push_back(*it), ++n;
+      return n;
+    };
+    push(parent);
+    std::vector<std::string> done;
+    int hops = 0;
+    auto here = [&] { return join_rel(dest_, base::join(done, "/")); };
+    while (!todo.empty()) {
+      std::string part = std::move(todo.back());
+      todo.pop_back();
+      bool linked = from_link > 0;
+      if (linked) --from_link;
+      if (part == "..") {
+        if (!done.empty()) done.pop_back();
+        continue;
+      }
+      std::string cur = join_rel(here(), part);
+      auto e = dst_.lookup(cur);
+      if (!e) {
+        if (linked || !create)
+          throw base::Error("refusing tar entry `" + shown + "`: `/" + cur + "` does not exist");
+        done.push_back(part);
+        dst_.make_dir(cur, 0755, 0, 0);
+        continue;
+      }
+      if (S_ISDIR(e->st.st_mode)) {
+        done.push_back(part);
+        continue;
+      }
+      if (!S_ISLNK(e->st.st_mode))
+        throw base::Error("refusing tar entry `" + shown + "`: `/" + cur + "` is not a directory");
+      if (++hops > 255) throw base::Error("refusing tar entry `" + shown + "`: too many levels of symbolic links");
+      std::string target = base::read_link(e->host_path);
+      if (!target.empty() && target.front() == '/') done.clear();
+      from_link += push(target);
+    }
+    return here();
+  }
+
+  Target& dst_;
+  std::string dest_;
+};
+
 /// ADD of a local archive, as BuildKit's unpack: the destination directory is made
 /// (0755, --chown's owner) and the archive's entries land in it with their own owners
 /// (or --chown's), modes and times; --chmod does not apply.
-void unpack(const graph::CopyAction& c, const MergedFs::Entry& archive, Target& dst, const std::optional<Owner>& owner,
-            const std::string& dest_rel, const std::string& scratch) {
+void unpack(const MergedFs::Entry& archive, Target& dst, const std::optional<Owner>& owner,
+            const std::string& dest_rel) {
   Owner own = owner.value_or(Owner{});
   if (auto file = dst.make_dirs(dest_rel, 0755, own.uid, own.gid))
     throw base::Error("ADD failed: mkdir /" + *file + ": not a directory");
   auto to = dst.lookup(dest_rel);
   if (!to || !S_ISDIR(to->st.st_mode)) throw base::Error("ADD failed: /" + dest_rel + " is not a directory");
-  base::TempDir tmp(scratch, "unpack-" + std::to_string(::getpid()) + "-");
+  ArchiveInto into(dst, dest_rel);
+  std::optional<image::ArchiveOwner> chown;
+  if (owner) chown = image::ArchiveOwner{owner->uid, owner->gid};
   try {
-    image::unpack_archive(archive.host_path, tmp.path());
+    image::unpack_archive(archive.host_path, into, chown);
   } catch (const base::Error& e) {
     throw base::Error("ADD failed: " + e.message());
   }
-  graph::CopyAction plain = c;
-  plain.chmod.reset();
-  plain.chmod_symbolic.clear();
-  plain.include_patterns.clear();
-  plain.exclude_patterns.clear();
-  MergedFs unpacked({tmp.path()});
-  auto root = unpacked.lookup("");
-  Copier(plain, unpacked, dst, owner).copy("", *root, dest_rel, true);
 }
 
 /// BuildKit's docopy, for each source in order (each its own copy action there).
-void do_copy(const graph::CopyAction& c, Target& dst, const MergedFs& src, const std::optional<Owner>& owner,
-             const std::string& scratch) {
+void do_copy(const graph::CopyAction& c, Target& dst, const MergedFs& src, const std::optional<Owner>& owner) {
   // The destination: a trailing '/' (or "/.") names a directory to copy into.
   std::string dest = clean_rel(c.dest);
   bool into_dir = c.dest.empty() || c.dest.back() == '/' || c.dest == "." || c.dest.ends_with("/.");
@@ -387,7 +488,7 @@ void do_copy(const graph::CopyAction& c, Target& dst, const MergedFs& src, const
     };
     make_dirs(resolve(dst.merged(), ensure));
     if (c.unpack_archives && S_ISREG(e->st.st_mode) && image::is_tar_archive(e->host_path)) {
-      unpack(c, *e, dst, owner, resolve(dst.merged(), dest), scratch);
+      unpack(*e, dst, owner, resolve(dst.merged(), dest));
       return;
     }
     std::string to = resolve(dst.merged(), dest);
@@ -486,10 +587,10 @@ std::optional<Owner> resolve_owner(const std::string& chown, const MergedFs& tar
 
 void apply_file_action(const graph::FileAction& action, const std::string& upper,
                        const std::vector<std::string>& target_layers, const std::vector<MergedFs>& sources,
-                       const std::optional<Owner>& owner, const std::string& scratch) {
+                       const std::optional<Owner>& owner, const std::string& /*scratch*/) {
   Target dst(upper, target_layers);
   if (const auto* c = std::get_if<graph::CopyAction>(&action)) {
-    do_copy(*c, dst, sources.at(static_cast<size_t>(c->src_input)), owner, scratch);
+    do_copy(*c, dst, sources.at(static_cast<size_t>(c->src_input)), owner);
     return;
   }
   if (const auto* f = std::get_if<graph::MkfileAction>(&action)) {

@@ -19,7 +19,9 @@ namespace builder::ops {
 /// v2: COPY keeps a source's owner without --chown, hard links, xattrs, sockets as
 /// empty files; the copied directory gets 0755 (or --chmod) and the source's mtime.
 /// v3: include/exclude patterns, symbolic chmod, ADD's archive unpacking, mkfile.
-inline constexpr const char* kFileOpVersion = "file-op-v3";
+/// v4: ADD's archives unpack in place as under Docker's chroot (symlinks at the
+/// destination followed inside it; an explicit directory entry replaces a symlink).
+inline constexpr const char* kFileOpVersion = "file-op-v4";
 
 struct Owner {
   uint32_t uid = 0;
