@@ -10,6 +10,15 @@
 
 namespace builder::base {
 
+void reset_signals_for_exec() noexcept {
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &dfl, nullptr);
+}
+
 int Pid::wait() {
   int status = 0;
   for (;;) {

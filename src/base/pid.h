@@ -1,6 +1,8 @@
 // base/pid.h — Pid, the owner of a child process: SIGKILLs and reaps it on
-// destruction unless it was waited for. Processes are created only by exec::run (the
-// one place that clones), which owns each child through a Pid.
+// destruction unless it was waited for. Containers are created only by exec::run (the
+// one place that clones), which owns each child through a Pid; host helper programs
+// (git, ssh-agent, credential helpers) are forked by their callers, whose children call
+// reset_signals_for_exec() before execve.
 #pragma once
 
 #include <sys/types.h>
@@ -8,6 +10,11 @@
 #include <utility>
 
 namespace builder::base {
+
+/// In a forked child, before execve: an empty signal mask and default dispositions for
+/// the signals builder blocks or ignores (SIGINT, SIGTERM for its signal thread; SIGPIPE,
+/// SIGHUP), which an exec would otherwise pass on. Async-signal-safe.
+void reset_signals_for_exec() noexcept;
 
 class Pid {
  public:

@@ -673,6 +673,21 @@ void Lease::add_blobs(const std::vector<std::string>& digests) {
   });
 }
 
+bool Lease::add_present_blobs(const std::vector<base::Digest>& digests) {
+  bool ok = true;
+  store_.db().transaction([&] {
+    for (const auto& d : digests)
+      if (!store_.blobs().has(d)) {
+        ok = false;
+        return;
+      }
+    for (const auto& d : digests)
+      store_.db().exec("INSERT OR IGNORE INTO lease_resources(lease, kind, ref) VALUES(?1, 'blob', ?2)",
+                       {id_, d.str()});
+  });
+  return ok;
+}
+
 int remove_dead_leases(Store& store) {
   ensure_tables(store.db());
   int n = 0;

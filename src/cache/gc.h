@@ -48,6 +48,11 @@ class Lease {
   bool add_snapshots(const std::vector<std::string>& ids);
   /// Leases blobs (digest strings) whether or not they exist.
   void add_blobs(const std::vector<std::string>& digests);
+  /// Leases blobs if every one of them is in the blob store, atomically with that check
+  /// (prune removes blobs inside its transaction); false (and nothing leased) when one is
+  /// gone. For a blob found through a row that does not keep it (a remembered
+  /// conversion): once this returns true, no prune can take it.
+  bool add_present_blobs(const std::vector<base::Digest>& digests);
   const std::string& id() const { return id_; }
 
  private:

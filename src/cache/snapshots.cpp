@@ -215,6 +215,11 @@ void Snapshots::set_blob(const std::string& id, const std::string& diff_id,
   if (n == 0) throw base::Error("snapshot `" + id + "` not found");
 }
 
+void Snapshots::set_created(const std::string& id, int64_t created) {
+  int n = db_.exec("UPDATE snapshots SET created=?1 WHERE id=?2", {static_cast<long long>(created), id});
+  if (n == 0) throw base::Error("snapshot `" + id + "` not found");
+}
+
 void Snapshots::remove(const std::string& id) {
   checked_id(id);
   std::string trash;

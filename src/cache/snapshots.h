@@ -64,6 +64,10 @@ class Snapshots {
   /// Records the exported layer blob of a snapshot (diff id, compressed digest, size).
   void set_blob(const std::string& id, const std::string& diff_id, const std::string& blob_digest,
                 int64_t blob_size, const std::string& media_type);
+  /// Sets the creation time (unix seconds) of a committed snapshot: one unpacked from
+  /// a remote cache takes the date its layer had where it was built (image history
+  /// dates come from snapshot dates). Throws base::Error if there is no such snapshot.
+  void set_created(const std::string& id, int64_t created);
   /// Removes row and directory.
   void remove(const std::string& id);
   /// Repair: removes directories with no row (and pending dirs of dead processes),

@@ -169,13 +169,19 @@ CacheImportSpec parse_cache_from(const std::string& s) {
 }
 
 BuildCache::BuildCache(cache::Store& store, image::ImageStore& images, std::vector<CacheImportSpec> from,
-                       std::vector<CacheExportSpec> to, std::function<void(const std::string&)> warn)
-    : store_(store), images_(images), from_(std::move(from)), to_(std::move(to)), warn_(std::move(warn)) {}
+                       std::vector<CacheExportSpec> to, std::function<void(const std::string&)> warn,
+                       registry::ClientOptions registry_opts)
+    : store_(store),
+      images_(images),
+      from_(std::move(from)),
+      to_(std::move(to)),
+      warn_(std::move(warn)),
+      registry_opts_(std::move(registry_opts)) {}
 
 BuildCache::~BuildCache() = default;
 
 registry::Client& BuildCache::client() {
-  if (!client_) client_ = std::make_unique<registry::Client>();
+  if (!client_) client_ = std::make_unique<registry::Client>(registry_opts_);
   return *client_;
 }
 

@@ -11,12 +11,9 @@
 
 #include "cache/store.h"
 #include "image/store.h"
+#include "registry/client.h"
 #include "solver/ops/executor.h"
 #include "solver/ops/remote_cache.h"
-
-namespace builder::registry {
-class Client;
-}
 
 namespace builder::cli {
 
@@ -50,9 +47,11 @@ CacheImportSpec parse_cache_from(const std::string& s);
 /// The remote caches of one build. Not thread-safe itself; what it attaches is.
 class BuildCache {
  public:
-  /// `warn` gets one line per problem that does not fail the build.
+  /// `warn` gets one line per problem that does not fail the build; `registry_opts`
+  /// (--insecure-registry) apply to type=registry caches as to FROM's pulls.
   BuildCache(cache::Store& store, image::ImageStore& images, std::vector<CacheImportSpec> from,
-             std::vector<CacheExportSpec> to, std::function<void(const std::string&)> warn);
+             std::vector<CacheExportSpec> to, std::function<void(const std::string&)> warn,
+             registry::ClientOptions registry_opts = {});
   ~BuildCache();
 
   /// Reads every --cache-from now (failures are warnings) and attaches the caches to
@@ -72,6 +71,7 @@ class BuildCache {
   std::vector<CacheImportSpec> from_;
   std::vector<CacheExportSpec> to_;
   std::function<void(const std::string&)> warn_;
+  registry::ClientOptions registry_opts_;
   std::unique_ptr<registry::Client> client_;
   std::unique_ptr<ops::RemoteCache> remote_;
 };

@@ -24,6 +24,10 @@ void add_debug_command(CLI::App& app, Context& ctx);
 void add_prune_commands(CLI::App& app, Context& ctx);  // du prune
 void add_history_command(CLI::App& app, Context& ctx);  // history ls|inspect|logs
 void add_registry_commands(CLI::App& app, Context& ctx);  // pull push login logout
+/// Adds the repeatable --insecure-registry option (host[:port] or an IP network; each
+/// value checked by registry::normalize_insecure_entry) to a command that talks to
+/// registries: build, pull, push, login. Defined in cmd_registry.cpp.
+CLI::Option* add_insecure_registry_option(CLI::App* cmd, std::vector<std::string>& into);
 
 /// Rows on stdout as docker lays out its tables (Go's text/tabwriter): each column but
 /// the last padded to its widest cell plus 3 spaces, and to at least `min_width`.

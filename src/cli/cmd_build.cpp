@@ -1,5 +1,6 @@
 // cli/cmd_build.cpp — `builder build`: Dockerfile -> parse -> lower -> solve -> export,
 // and BuildKit-style error reports mapped through the SourceMap.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <sys/stat.h>
@@ -64,7 +65,7 @@ struct BuildOptions {
   std::vector<std::string> cache_from;  ///< --cache-from (cache_options.h)
   std::vector<std::string> cache_to;    ///< --cache-to
   bool pull = false;                    ///< --pull: pull every FROM image again
-  std::vector<std::string> insecure_registries;  ///< --insecure-registry: plain http
+  std::vector<std::string> insecure_registries;  ///< --insecure-registry: unverified https, else http
 };
 
 /// buildx's --secret values, read now (as its session does when the build starts): the
@@ -476,9 +477,12 @@ int run_build(const std::string& root, const BuildOptions& o) {
     executor.set_secrets(std::move(secrets));
     executor.set_ssh_agents(std::move(agents));
     // --cache-from is read before the first step; problems with it are warnings.
-    BuildCache build_cache(store, images, cache_from, cache_to, [notes](const std::string& w) {
-      if (notes) std::fprintf(stderr, "WARNING: %s\n", w.c_str());
-    });
+    BuildCache build_cache(
+        store, images, cache_from, cache_to,
+        [notes](const std::string& w) {
+          if (notes) std::fprintf(stderr, "WARNING: %s\n", w.c_str());
+        },
+        registry::ClientOptions{o.insecure_registries, ""});
     build_cache.attach(executor);
     solver::DbStepRecords records(store.db());
     solver::SolveOptions so;
@@ -513,6 +517,14 @@ int run_build(const std::string& root, const BuildOptions& o) {
       if (notes) std::fprintf(stderr, "%s\n", line.c_str());
     recorder->completed(exported.config.str());
     if (notes) {
+      // As docker's image exporter reports it: the image ID (when the store got an
+      // image), then each name set. The tty display keeps lines within 80 columns, so
+      // there the ID is docker's short form (stdout has the whole one).
+      if (std::any_of(outputs.begin(), outputs.end(), [](const OutputSpec& out) { return out.type == "image"; })) {
+        std::string id = exported.config.str();
+        if (mode == ProgressMode::Tty) id = "sha256:" + std::string(exported.config.hex().substr(0, 12));
+        std::fprintf(stderr, "writing image %s done\n", id.c_str());
+      }
       for (const auto& t : done.named) std::fprintf(stderr, "naming to %s done\n", t.c_str());
       print_lint_summary(findings, display);
       std::fflush(stderr);
@@ -554,8 +566,7 @@ void add_build_command(CLI::App& app, Context& ctx) {
       ->allow_extra_args(false);
   cmd->add_flag("--no-cache", o->no_cache, "Do not use the cache");
   cmd->add_flag("--pull", o->pull, "Always pull the FROM images again (tags may have moved)");
-  cmd->add_option("--insecure-registry", o->insecure_registries,
-                  "Use plain http for this registry (host[:port]); repeatable")->allow_extra_args(false);
+  add_insecure_registry_option(cmd, o->insecure_registries);
   cmd->add_option("--secret", o->secrets, "Secret for RUN --mount=type=secret: id=ID[,src=PATH|env=VAR]")
       ->allow_extra_args(false);
   cmd->add_option("--build-context", o->build_contexts,

@@ -1,7 +1,7 @@
 // cli/cmd_image.cpp — image management as docker users know it: images, save, load,
-// import, tag, rmi, image prune, and the `builder image <verb>` group (ls, inspect,
-// history, save, load, import, tag, rm, prune). inspect and history live in
-// cmd_image_inspect.cpp. Removing an image drops its names and record only; its blobs
+// tag, rmi, image prune, and the `builder image <verb>` group (ls, inspect, history,
+// save, load, import, tag, rm, prune). inspect and history live in
+// cmd_image_inspect.cpp, import in cmd_image_import.cpp. Removing an image drops its names and record only; its blobs
 // and unpacked layers are then build-cache garbage for `builder prune` and the GC.
 #include <dirent.h>
 #include <fcntl.h>
@@ -11,8 +11,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -51,30 +53,25 @@ void print_error_line(const std::string& msg) {
   std::fflush(stderr);
 }
 
-/// A scratch directory for a stream (stdin, stdout) that the archive code wants as a
-/// file; named so that Store::repair removes it if we are killed.
-base::TempDir stream_dir(cache::Store& store, const std::string& what) {
-  return base::TempDir(store.scratch_dir(), what + "-" + std::to_string(::getpid()) + "-");
-}
-
-void copy_fd(int from, int to, const std::string& what) {
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(from, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw base::SysError(errno, "read", what);
-    if (n == 0) return;
-    base::write_all(to, std::string_view(buf, static_cast<size_t>(n)));
-  }
-}
-
 // ---------------------------------------------------------------- images
 
 struct ImagesOpts {
   std::string repository;
   bool quiet = false, digests = false, no_trunc = false, all = false;
   std::vector<std::string> filters;
+  std::string format;
 };
+
+/// The header docker's `images --format "table ..."` prints for each field.
+const base::Json& image_row_headers() {
+  static const base::Json h = {{"Containers", "CONTAINERS"}, {"CreatedAt", "CREATED AT"},
+                               {"CreatedSince", "CREATED"},  {"Digest", "DIGEST"},
+                               {"ID", "IMAGE ID"},           {"Repository", "REPOSITORY"},
+                               {"SharedSize", "SHARED SIZE"}, {"Size", "SIZE"},
+                               {"Tag", "TAG"},               {"UniqueSize", "UNIQUE SIZE"},
+                               {"VirtualSize", "VIRTUAL SIZE"}};
+  return h;
+}
 
 struct ImagesFilter {
   std::optional<bool> dangling;
@@ -112,6 +109,9 @@ bool glob(const std::string& pattern, const std::string& s) { return ::fnmatch(p
 
 int cmd_images(const std::string& root, const ImagesOpts& o) {
   ImagesFilter filter = parse_images_filters(o.filters);
+  // "table" alone is the default table; any other format is checked before any work.
+  const bool custom_format = !o.format.empty() && o.format != "table";
+  if (custom_format && !o.quiet) check_format(o.format, image_row_headers());
   cache::Store store(root);
   image::ImageStore images(store);
   std::string want_repo, want_tag;
@@ -128,6 +128,7 @@ int cmd_images(const std::string& root, const ImagesOpts& o) {
     std::string name;
     std::string id;
     std::vector<std::string> cells;
+    base::Json fields;  ///< docker's --format fields
   };
   std::vector<Row> rows;
   int64_t now = std::time(nullptr);
@@ -144,8 +145,10 @@ int cmd_images(const std::string& root, const ImagesOpts& o) {
       if (!any) continue;
     }
     image::Image img;
+    uint64_t size = 0;
     try {
       img = images.load(rec.manifest_digest);
+      size = images.image_size(img);
     } catch (const base::Error& e) {
       std::fprintf(stderr, "WARNING: skipping image %s: %s\n", rec.manifest_digest.str().c_str(), e.what());
       continue;
@@ -168,12 +171,26 @@ int cmd_images(const std::string& root, const ImagesOpts& o) {
     }
     int64_t created = image_created(img, rec.created);
     std::string id = short_id(img.config_digest, o.no_trunc);
+    std::string since = base::human_duration(std::max<int64_t>(0, now - created)) + " ago";
+    std::string size_text = docker_size(size);
     std::vector<std::string> cells{repo, tag};
     if (o.digests) cells.push_back(img.manifest_digest.str());
     cells.push_back(id);
-    cells.push_back(base::human_duration(std::max<int64_t>(0, now - created)) + " ago");
-    cells.push_back(base::human_size(image_size(img)));
-    rows.push_back({created, rec.name, id, std::move(cells)});
+    cells.push_back(since);
+    cells.push_back(size_text);
+    base::Json f = base::Json::object();
+    f["Containers"] = "N/A";  // as docker images: only `docker system df` counts them
+    f["CreatedAt"] = go_time(created);
+    f["CreatedSince"] = since;
+    f["Digest"] = img.manifest_digest.str();
+    f["ID"] = id;
+    f["Repository"] = repo;
+    f["SharedSize"] = "N/A";
+    f["Size"] = size_text;
+    f["Tag"] = tag;
+    f["UniqueSize"] = "N/A";
+    f["VirtualSize"] = size_text;
+    rows.push_back({created, rec.name, id, std::move(cells), std::move(f)});
   }
   std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
     return a.created != b.created ? a.created > b.created : a.name < b.name;
@@ -183,12 +200,18 @@ int cmd_images(const std::string& root, const ImagesOpts& o) {
     std::fflush(stdout);
     return 0;
   }
+  if (custom_format) {
+    std::vector<base::Json> fields;
+    for (auto& r : rows) fields.push_back(std::move(r.fields));
+    print_formatted(o.format, fields, image_row_headers());
+    return 0;
+  }
   std::vector<std::string> header{"REPOSITORY", "TAG"};
   if (o.digests) header.push_back("DIGEST");
   for (const char* h : {"IMAGE ID", "CREATED", "SIZE"}) header.push_back(h);
   std::vector<std::vector<std::string>> table{header};
   for (auto& r : rows) table.push_back(std::move(r.cells));
-  print_table(table, 10);
+  print_docker_table(table);
   std::fflush(stdout);
   return 0;
 }
@@ -201,28 +224,35 @@ std::string first_container(const std::vector<ContainerRef>& cs, bool running) {
   return "";
 }
 
-/// `docker rmi`: a name loses that name, and the image goes with its last name (unless a
-/// container uses it: then -f only untags). An image ID or digest loses all its names
-/// (--force when there are several, or a stopped container uses it; never while a
-/// running one does) and goes. Image data stays for the GC.
+/// `docker rmi`, one ref at a time (as the daemon is asked once per ref): a name loses
+/// that name, and the image goes with its last name (unless a container uses it: then
+/// only -f untags it, and the image stays). An image ID or digest loses all its names
+/// when they are at most one (or with -f) and goes, unless a running container uses it
+/// (never) or a stopped one does (only with -f). Prints docker's "Untagged: name" and
+/// "Deleted: <image ID>" lines as it goes; the errors come after them on stderr, as the
+/// docker CLI joins them. With -f an unknown image is reported but not a failure (as
+/// `docker rmi -f`); any other error is. Image data stays for the GC.
 int cmd_rmi(const std::string& root, const std::vector<std::string>& refs, bool force) {
   cache::Store store(root);
   image::ImageStore images(store);
   auto containers = containers_by_image(root);
-  int rc = 0;
+  std::vector<std::string> errors;
+  bool fatal = false;
+  auto fail = [&](const std::string& msg, bool not_found = false) {
+    errors.push_back(msg);
+    fatal = fatal || !not_found;
+  };
   for (const auto& ref : refs) {
     auto normalized = try_normalize(ref);
     std::optional<image::Image> img;
     try {
       img = images.resolve(ref);
     } catch (const base::Error& e) {  // an ambiguous ID prefix
-      print_error_line(e.what());
-      rc = 1;
+      fail(e.what());
       continue;
     }
     if (!img) {
-      print_no_such_image(normalized.value_or(ref));
-      rc = 1;
+      fail("No such image: " + normalized.value_or(ref), true);
       continue;
     }
     auto names = images.names_of(img->manifest_digest);
@@ -230,41 +260,40 @@ int cmd_rmi(const std::string& root, const std::vector<std::string>& refs, bool 
     std::string iid = short_id(img->config_digest);
     bool by_name = normalized && std::find(names.begin(), names.end(), *normalized) != names.end();
     if (by_name) {
-      if (names.size() > 1 || (!users.empty() && force)) {
-        images.untag(*normalized);  // the image stays: other names, or a container's
-        std::printf("Untagged: %s\n", normalized->c_str());
-        continue;
-      }
-      if (!users.empty()) {
+      if (names.size() == 1 && !users.empty() && !force) {
         std::string c = first_container(users, true);
         if (c.empty()) c = first_container(users, false);
-        print_error_line("conflict: unable to remove repository reference \"" + *normalized +
-                         "\" (must force) - container " + c + " is using its referenced image " + iid);
-        rc = 1;
+        fail("conflict: unable to remove repository reference \"" + *normalized + "\" (must force) - container " + c +
+             " is using its referenced image " + iid);
         continue;
       }
+      images.untag(*normalized);
+      std::printf("Untagged: %s\n", normalized->c_str());
+      // The image stays while it has other names, or (forced) for its containers.
+      if (names.size() > 1 || !users.empty()) continue;
+      names.clear();
     } else {
       if (std::string c = first_container(users, true); !c.empty()) {
-        print_error_line("conflict: unable to delete " + iid + " (cannot be forced) - image is being used by running container " + c);
-        rc = 1;
+        fail("conflict: unable to delete " + iid + " (cannot be forced) - image is being used by running container " + c);
         continue;
       }
       if (names.size() > 1 && !force) {
-        print_error_line("conflict: unable to delete " + iid + " (must be forced) - image is referenced in multiple repositories");
-        rc = 1;
+        fail("conflict: unable to delete " + iid + " (must be forced) - image is referenced in multiple repositories");
         continue;
       }
       if (std::string c = first_container(users, false); !c.empty() && !force) {
-        print_error_line("conflict: unable to delete " + iid + " (must be forced) - image is being used by stopped container " + c);
-        rc = 1;
+        fail("conflict: unable to delete " + iid + " (must be forced) - image is being used by stopped container " + c);
         continue;
       }
     }
+    images.remove_image(img->manifest_digest);  // its names and record, in one transaction
     for (const auto& n : names) std::printf("Untagged: %s\n", n.c_str());
-    images.remove_image(img->manifest_digest);
+    std::printf("Deleted: %s\n", img->config_digest.str().c_str());
   }
   std::fflush(stdout);
-  return rc;
+  for (const auto& e : errors) print_error_line(e);
+  if (errors.empty() || (force && !fatal)) return 0;
+  return 1;
 }
 
 // ---------------------------------------------------------------- image prune
@@ -280,10 +309,83 @@ bool confirm(const std::string& warning) {
   return answer == "y" || answer == "yes";
 }
 
+/// `image prune --filter`: docker's until= and label= / label!= (the image config's labels).
+struct PruneFilter {
+  std::optional<int64_t> until;  ///< only images created before this (unix seconds)
+  std::vector<std::pair<std::string, std::optional<std::string>>> labels, not_labels;
+};
+
+/// A Go duration ("24h", "1h30m", "90s", "1.5h"): seconds, or nullopt if `s` is none.
+std::optional<double> parse_go_duration(const std::string& s) {
+  static const std::map<std::string, double> kUnits = {{"ns", 1e-9}, {"us", 1e-6}, {"µs", 1e-6}, {"ms", 1e-3},
+                                                       {"s", 1},     {"m", 60},    {"h", 3600}};
+  if (s.empty()) return std::nullopt;
+  double total = 0;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t start = i;
+    while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) ++i;
+    if (i == start) return std::nullopt;
+    double n = std::strtod(s.substr(start, i - start).c_str(), nullptr);
+    size_t ustart = i;
+    while (i < s.size() && !((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) ++i;
+    auto u = kUnits.find(s.substr(ustart, i - ustart));
+    if (u == kUnits.end()) return std::nullopt;
+    total += n * u->second;
+  }
+  return total;
+}
+
+/// until=: a Go duration before now, unix seconds, an RFC 3339 time or a date, as docker.
+int64_t parse_until(const std::string& v, int64_t now) {
+  if (auto d = parse_go_duration(v)) return now - static_cast<int64_t>(*d);
+  if (!v.empty() && v.find_first_not_of("0123456789.") == std::string::npos)
+    return static_cast<int64_t>(std::strtod(v.c_str(), nullptr));
+  if (int64_t t = base::parse_rfc3339(v.find('T') == std::string::npos ? v + "T00:00:00Z" : v); t != 0) return t;
+  throw base::Error("invalid filter `until=" + v +
+                    "`: expected a duration (24h), unix seconds or a time (2006-01-02T15:04:05Z)");
+}
+
+PruneFilter parse_prune_filters(const std::vector<std::string>& filters) {
+  PruneFilter f;
+  int64_t now = std::time(nullptr);
+  for (const auto& s : filters) {
+    auto eq = s.find('=');
+    if (eq == std::string::npos) throw base::Error("invalid filter `" + s + "`: expected KEY=VALUE");
+    std::string key = s.substr(0, eq), value = s.substr(eq + 1);
+    bool negate = !key.empty() && key.back() == '!';
+    if (negate) key.pop_back();
+    if (key == "until" && !negate) {
+      f.until = parse_until(value, now);
+    } else if (key == "label") {
+      auto e = value.find('=');
+      auto& into = negate ? f.not_labels : f.labels;
+      if (e == std::string::npos)
+        into.emplace_back(value, std::nullopt);
+      else
+        into.emplace_back(value.substr(0, e), value.substr(e + 1));
+    } else {
+      throw base::Error("unsupported filter `" + s.substr(0, eq) +
+                        "`: image prune supports until=, label= and label!=");
+    }
+  }
+  return f;
+}
+
+bool has_label(const image::Image& img, const std::string& key, const std::optional<std::string>& value) {
+  const auto& c = img.config;
+  if (!c.contains("config") || !c["config"].is_object() || !c["config"].contains("Labels") ||
+      !c["config"]["Labels"].is_object() || !c["config"]["Labels"].contains(key))
+    return false;
+  const auto& have = c["config"]["Labels"][key];
+  return !value || (have.is_string() && have.get<std::string>() == *value);
+}
+
 /// `docker image prune`: images without a name (or, with -a, every image) that no
 /// container uses lose their names and records. Their blobs then belong to no image; the
 /// bytes they hold alone are reported as reclaimed and freed by the cache GC.
-int cmd_image_prune(const std::string& root, bool all, bool force) {
+int cmd_image_prune(const std::string& root, bool all, bool force, const std::vector<std::string>& filters) {
+  PruneFilter filter = parse_prune_filters(filters);  // a bad filter fails before the prompt
   if (!force && !confirm(all ? "WARNING! This will remove all images without at least one container associated to them."
                              : "WARNING! This will remove all dangling images."))
     return 0;
@@ -312,6 +414,14 @@ int cmd_image_prune(const std::string& root, bool all, bool force) {
       // unreadable: still an image record to drop
     }
     if (img && !containers[img->config_digest.str()].empty()) continue;  // a container uses it
+    if (!filter.labels.empty() || !filter.not_labels.empty() || filter.until) {
+      if (!img) continue;  // nothing to match a filter against: left alone
+      if (filter.until && image_created(*img, 0) >= *filter.until) continue;
+      bool ok = true;
+      for (const auto& [k, v] : filter.labels) ok = ok && has_label(*img, k, v);
+      for (const auto& [k, v] : filter.not_labels) ok = ok && !has_label(*img, k, v);
+      if (!ok) continue;
+    }
     if (!images.remove_image(v.manifest)) continue;  // someone else removed it meanwhile
     for (const auto& n : v.names) lines.push_back("untagged: " + n);
     candidate_blobs.insert(v.manifest.str());
@@ -338,126 +448,9 @@ int cmd_image_prune(const std::string& root, bool all, bool force) {
     for (const auto& l : lines) std::printf("%s\n", l.c_str());
     std::printf("\n");
   }
-  std::printf("Total reclaimed space: %s\n", base::human_size(reclaimed).c_str());
+  std::printf("Total reclaimed space: %s\n", docker_size(reclaimed, 4).c_str());
   std::fflush(stdout);
   return 0;
-}
-
-// ---------------------------------------------------------------- import --change
-
-/// Words of a --change value: whitespace-separated, with "..." and '...' quoting and
-/// backslash escapes, as a Dockerfile line is split.
-std::vector<std::string> change_words(const std::string& s, const std::string& change) {
-  std::vector<std::string> out;
-  std::string cur;
-  bool in_word = false;
-  char quote = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (quote) {
-      if (c == quote) {
-        quote = 0;
-      } else if (c == '\\' && quote == '"' && i + 1 < s.size()) {
-        cur += s[++i];
-      } else {
-        cur += c;
-      }
-    } else if (c == '"' || c == '\'') {
-      quote = c;
-      in_word = true;
-    } else if (c == '\\' && i + 1 < s.size()) {
-      cur += s[++i];
-      in_word = true;
-    } else if (c == ' ' || c == '\t') {
-      if (in_word) out.push_back(cur);
-      cur.clear();
-      in_word = false;
-    } else {
-      cur += c;
-      in_word = true;
-    }
-  }
-  if (quote) throw base::Error("--change `" + change + "`: unterminated quote");
-  if (in_word) out.push_back(cur);
-  return out;
-}
-
-/// Applies one `--change "INSTRUCTION args"` (docker import's Dockerfile subset) to a
-/// runtime config.
-void apply_change(base::Json& cfg, const std::string& change) {
-  std::string_view line = base::trim(change);
-  auto sp = line.find_first_of(" \t");
-  std::string kw = base::to_lower(line.substr(0, sp));
-  std::string rest = sp == std::string_view::npos ? "" : std::string(base::trim(line.substr(sp)));
-  auto bad = [&](const std::string& why) { return base::Error("--change `" + change + "`: " + why); };
-  if (kw.empty()) throw bad("empty instruction");
-  if (rest.empty()) throw bad(base::to_lower(kw) + " needs an argument");
-  auto command = [&] {
-    // JSON form, else shell form as the Dockerfile's default shell runs it.
-    if (!rest.empty() && rest[0] == '[') {
-      base::Json j = base::Json::parse(rest, nullptr, false);
-      if (j.is_array() && std::all_of(j.begin(), j.end(), [](const base::Json& e) { return e.is_string(); })) return j;
-    }
-    return base::Json::array({"/bin/sh", "-c", rest});
-  };
-  auto key_values = [&](const std::string& what) {
-    std::vector<std::pair<std::string, std::string>> kv;
-    auto words = change_words(rest, change);
-    if (words.size() >= 1 && words[0].find('=') == std::string::npos) {
-      // the legacy "KEY value with spaces" form
-      auto space = rest.find_first_of(" \t");
-      if (space == std::string::npos) throw bad(what + " needs KEY=VALUE");
-      kv.emplace_back(words[0], std::string(base::trim(rest.substr(space))));
-      return kv;
-    }
-    for (const auto& w : words) {
-      auto eq = w.find('=');
-      if (eq == std::string::npos || eq == 0) throw bad(what + " needs KEY=VALUE, got `" + w + "`");
-      kv.emplace_back(w.substr(0, eq), w.substr(eq + 1));
-    }
-    return kv;
-  };
-  if (kw == "cmd") {
-    cfg["Cmd"] = command();
-  } else if (kw == "entrypoint") {
-    cfg["Entrypoint"] = command();
-  } else if (kw == "env") {
-    if (!cfg.contains("Env")) cfg["Env"] = base::Json::array();
-    for (const auto& [k, v] : key_values("ENV")) {
-      bool replaced = false;
-      for (auto& e : cfg["Env"]) {
-        std::string s = e.get<std::string>();
-        if (s.substr(0, s.find('=')) == k) {
-          e = k + "=" + v;
-          replaced = true;
-        }
-      }
-      if (!replaced) cfg["Env"].push_back(k + "=" + v);
-    }
-  } else if (kw == "label") {
-    for (const auto& [k, v] : key_values("LABEL")) cfg["Labels"][k] = v;
-  } else if (kw == "expose") {
-    for (auto p : change_words(rest, change)) {
-      if (p.find('/') == std::string::npos) p += "/tcp";
-      cfg["ExposedPorts"][p] = base::Json::object();
-    }
-  } else if (kw == "volume") {
-    base::Json j = base::Json::parse(rest, nullptr, false);
-    std::vector<std::string> vols;
-    if (j.is_array())
-      for (const auto& v : j) vols.push_back(v.is_string() ? v.get<std::string>() : v.dump());
-    else
-      vols = change_words(rest, change);
-    for (const auto& v : vols) cfg["Volumes"][v] = base::Json::object();
-  } else if (kw == "user") {
-    cfg["User"] = rest;
-  } else if (kw == "workdir") {
-    cfg["WorkingDir"] = rest;
-  } else if (kw == "stopsignal") {
-    cfg["StopSignal"] = rest;
-  } else {
-    throw bad("builder import supports CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR and STOPSIGNAL");
-  }
 }
 
 // ---------------------------------------------------------------- registration
@@ -481,6 +474,9 @@ void add_images(CLI::App& parent, Context& ctx, const std::string& name, std::ve
     sub->add_flag("-a,--all", o->all, "Show all images (builder keeps no intermediate images to hide)");
     sub->add_option("-f,--filter", o->filters, "Filter: dangling=true|false, reference=PATTERN, label=KEY[=VALUE]")
         ->allow_extra_args(false);
+    sub->add_option("--format", o->format,
+                    "table TEMPLATE, json, or a Go template: {{.ID}} {{.Repository}} {{.Tag}} {{.Digest}} "
+                    "{{.CreatedSince}} {{.CreatedAt}} {{.Size}} {{.Containers}}");
     sub->callback([&ctx, o] { ctx.action = [&ctx, o] { return cmd_images(ctx.root, *o); }; });
   });
 }
@@ -581,42 +577,6 @@ void add_save(CLI::App& parent, Context& ctx) {
   });
 }
 
-void add_import(CLI::App& parent, Context& ctx) {
-  verb(parent, "import", "Create an image from a rootfs tarball (FILE or - for STDIN)", {}, [&ctx](CLI::App* sub) {
-    struct Opts {
-      std::string file, name;
-      std::vector<std::string> changes;
-    };
-    auto o = std::make_shared<Opts>();
-    sub->add_option("-c,--change", o->changes, "Apply a Dockerfile instruction (CMD ENTRYPOINT ENV EXPOSE LABEL USER VOLUME WORKDIR STOPSIGNAL)")
-        ->allow_extra_args(false);
-    sub->add_option("file", o->file, "Rootfs tar (plain or compressed), or - for STDIN")->required();
-    sub->add_option("name", o->name, "REPOSITORY[:TAG] (none: an untagged image)");
-    sub->callback([&ctx, o] {
-      ctx.action = [&ctx, o] {
-        base::Json config = base::Json::object();
-        for (const auto& c : o->changes) apply_change(config, c);
-        if (!o->name.empty()) image::normalize_ref(o->name);  // a bad name fails before reading
-        if (o->file.find("://") != std::string::npos)
-          throw base::Error("import from a URL is not supported: download `" + o->file + "` and import the file");
-        cache::Store store(ctx.root);
-        image::ImageStore images(store);
-        std::optional<base::TempDir> tmp;
-        std::string path = o->file;
-        if (path == "-") {
-          tmp.emplace(stream_dir(store, "import"));
-          path = base::path_join(tmp->path(), "-");  // history says "Imported from -", as docker
-          base::Fd out = base::open_fd(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-          copy_fd(STDIN_FILENO, out.get(), "stdin");
-        }
-        std::printf("%s\n", image::import_rootfs(images, path, o->name, config).c_str());
-        std::fflush(stdout);
-        return 0;
-      };
-    });
-  });
-}
-
 void add_tag(CLI::App& parent, Context& ctx) {
   verb(parent, "tag", "Create a tag TARGET that refers to SOURCE", {}, [&ctx](CLI::App* sub) {
     auto tg = std::make_shared<std::pair<std::string, std::string>>();
@@ -642,11 +602,15 @@ void add_tag(CLI::App& parent, Context& ctx) {
 void add_rmi(CLI::App& parent, Context& ctx, const std::string& name, std::vector<std::string> aliases) {
   verb(parent, name, "Remove images (names or IDs)", std::move(aliases), [&ctx](CLI::App* sub) {
     struct Opts {
-      bool force = false;
+      bool force = false, no_prune = false;
       std::vector<std::string> names;
     };
     auto o = std::make_shared<Opts>();
     sub->add_flag("-f,--force", o->force, "Remove every name of an image given by ID; untag an image a container uses");
+    // Docker's --no-prune keeps the untagged parent images of a removed one; builder's
+    // images have no parent images (their layers are build cache), so there is never
+    // anything to keep: the flag is accepted and is what builder always does.
+    sub->add_flag("--no-prune", o->no_prune, "Do not delete untagged parents (builder images have none)");
     sub->add_option("names", o->names, "Images (names or IDs)")->required();
     sub->callback([&ctx, o] { ctx.action = [&ctx, o] { return cmd_rmi(ctx.root, o->names, o->force); }; });
   });
@@ -655,6 +619,23 @@ void add_rmi(CLI::App& parent, Context& ctx, const std::string& name, std::vecto
 }  // namespace
 
 // ---------------------------------------------------------------- shared helpers
+
+/// A scratch directory for a stream (stdin, stdout) that the archive code wants as a
+/// file; named so that Store::repair removes it if we are killed.
+base::TempDir stream_dir(cache::Store& store, const std::string& what) {
+  return base::TempDir(store.scratch_dir(), what + "-" + std::to_string(::getpid()) + "-");
+}
+
+void copy_fd(int from, int to, const std::string& what) {
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(from, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw base::SysError(errno, "read", what);
+    if (n == 0) return;
+    base::write_all(to, std::string_view(buf, static_cast<size_t>(n)));
+  }
+}
 
 void print_no_such_image(const std::string& ref) {
   std::fflush(stdout);
@@ -671,10 +652,17 @@ int64_t image_created(const image::Image& img, int64_t fallback) {
   return created != 0 ? created : fallback;
 }
 
-uint64_t image_size(const image::Image& img) {
-  uint64_t size = 0;
-  for (const auto& l : img.layers) size += l.size;
-  return size;
+std::string docker_size(uint64_t bytes, int precision) {
+  static const char* const kUnits[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
+  double v = static_cast<double>(bytes);
+  size_t u = 0;
+  while (v >= 1000.0 && u + 1 < std::size(kUnits)) {
+    v /= 1000.0;
+    ++u;
+  }
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*g%s", precision, v, kUnits[u]);  // Go's %.*g prints the same
+  return buf;
 }
 
 std::string short_id(const base::Digest& d, bool no_trunc) {
@@ -724,28 +712,36 @@ void add_image_commands(CLI::App& app, Context& ctx) {
   add_save(*group, ctx);
   add_import(*group, ctx);
   add_tag(*group, ctx);
-  add_rmi(*group, ctx, "rm", {"rmi"});
+  add_rmi(*group, ctx, "rm", {"rmi", "remove"});
   verb(*group, "history", "Show the history of an image", {}, [&ctx](CLI::App* sub) {
     struct Opts {
-      std::string image;
+      std::string image, format;
       bool no_trunc = false, quiet = false;
     };
     auto o = std::make_shared<Opts>();
+    sub->add_option("--format", o->format,
+                    "table TEMPLATE, json, or a Go template: {{.ID}} {{.CreatedSince}} {{.CreatedAt}} {{.CreatedBy}} "
+                    "{{.Size}} {{.Comment}}");
     sub->add_flag("--no-trunc", o->no_trunc, "Don't truncate output");
     sub->add_flag("-q,--quiet", o->quiet, "Only show image IDs");
     sub->add_option("image", o->image, "Image")->required();
     sub->callback([&ctx, o] {
-      ctx.action = [&ctx, o] { return cmd_image_history(ctx.root, o->image, o->no_trunc, o->quiet); };
+      ctx.action = [&ctx, o] { return cmd_image_history(ctx.root, o->image, o->no_trunc, o->quiet, o->format); };
     });
   });
   verb(*group, "prune", "Remove unused images", {}, [&ctx](CLI::App* sub) {
     struct Opts {
       bool all = false, force = false;
+      std::vector<std::string> filters;
     };
     auto o = std::make_shared<Opts>();
     sub->add_flag("-a,--all", o->all, "Remove all images no container uses, not just dangling ones");
     sub->add_flag("-f,--force", o->force, "Do not prompt for confirmation");
-    sub->callback([&ctx, o] { ctx.action = [&ctx, o] { return cmd_image_prune(ctx.root, o->all, o->force); }; });
+    sub->add_option("--filter", o->filters, "until=DURATION|TIME, label=KEY[=VALUE], label!=KEY[=VALUE]")
+        ->allow_extra_args(false);
+    sub->callback([&ctx, o] {
+      ctx.action = [&ctx, o] { return cmd_image_prune(ctx.root, o->all, o->force, o->filters); };
+    });
   });
 }
 

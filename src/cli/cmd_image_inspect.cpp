@@ -125,7 +125,7 @@ base::Json inspect_json(image::ImageStore& images, const image::Image& img) {
   j["Architecture"] = img.config.value("architecture", "");
   if (img.config.contains("variant")) j["Variant"] = img.config["variant"];
   j["Os"] = img.config.value("os", "");
-  j["Size"] = image_size(img);
+  j["Size"] = images.image_size(img);  // uncompressed, as docker's
   base::Json layers = base::Json::array();
   for (const auto& d : img.diff_ids) layers.push_back(d.str());
   j["RootFS"] = {{"Type", "layers"}, {"Layers", layers}};
@@ -177,6 +177,98 @@ std::string render_template(const std::string& tmpl, const base::Json& value) {
   return out;
 }
 
+namespace {
+
+/// docker's formatter reads a typed `\t` and `\n` as a tab and a newline.
+std::string unescape_format(const std::string& f) {
+  std::string out;
+  for (size_t i = 0; i < f.size(); ++i) {
+    if (f[i] == '\\' && i + 1 < f.size() && (f[i + 1] == 't' || f[i + 1] == 'n')) {
+      out += f[i + 1] == 't' ? '\t' : '\n';
+      ++i;
+    } else {
+      out += f[i];
+    }
+  }
+  return out;
+}
+
+/// Characters (UTF-8 code points), as Go's tabwriter measures cells.
+size_t text_width(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80) ++n;
+  return n;
+}
+
+struct ParsedFormat {
+  bool table = false;
+  std::string body;  ///< the Go template
+};
+
+ParsedFormat parse_format(const std::string& format) {
+  ParsedFormat p;
+  if (format.rfind("table", 0) == 0) {
+    p.table = true;
+    p.body = unescape_format(std::string(base::trim(format.substr(5))));
+    if (p.body.empty()) throw base::Error("--format table needs a template after `table`");
+  } else {
+    p.body = format == "json" ? "{{json .}}" : unescape_format(format);
+  }
+  return p;
+}
+
+}  // namespace
+
+void check_format(const std::string& format, const base::Json& headers) {
+  render_template(parse_format(format).body, headers);
+}
+
+void print_formatted(const std::string& format, const std::vector<base::Json>& values, const base::Json& headers) {
+  ParsedFormat p = parse_format(format);
+  std::vector<std::string> rendered;
+  if (p.table) rendered.push_back(render_template(p.body, headers));
+  for (const auto& v : values) rendered.push_back(render_template(p.body, v));
+  if (!p.table) {
+    std::string text;
+    for (const auto& r : rendered) text += r + "\n";
+    std::fputs(text.c_str(), stdout);
+  } else {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& r : rendered)
+      for (const auto& line : base::split(r, '\n')) rows.push_back(base::split(line, '\t'));
+    print_docker_table(rows);
+  }
+  std::fflush(stdout);
+}
+
+void print_docker_table(const std::vector<std::vector<std::string>>& rows) {
+  constexpr size_t kMinWidth = 10, kPadding = 3;
+  std::vector<size_t> widths;
+  for (const auto& r : rows)
+    for (size_t i = 0; i + 1 < r.size(); ++i) {  // a line's last cell ends no column
+      if (widths.size() <= i) widths.push_back(kMinWidth);
+      widths[i] = std::max(widths[i], text_width(r[i]) + kPadding);
+    }
+  for (const auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(widths[i] - text_width(r[i]), ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+std::string go_time(int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  struct tm tm {};
+  ::localtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %z %Z", &tm);
+  return buf;
+}
+
 int cmd_inspect(const std::string& root, const std::vector<std::string>& names, const std::string& format) {
   cache::Store store(root);
   image::ImageStore images(store);
@@ -203,7 +295,12 @@ int cmd_inspect(const std::string& root, const std::vector<std::string>& names, 
   return missing.empty() ? 0 : 1;
 }
 
-int cmd_image_history(const std::string& root, const std::string& ref, bool no_trunc, bool quiet) {
+int cmd_image_history(const std::string& root, const std::string& ref, bool no_trunc, bool quiet,
+                      const std::string& format) {
+  static const base::Json kHeaders = {{"ID", "IMAGE"},          {"CreatedSince", "CREATED"}, {"CreatedAt", "CREATED AT"},
+                                      {"CreatedBy", "CREATED BY"}, {"Size", "SIZE"},          {"Comment", "COMMENT"}};
+  const bool custom_format = !format.empty() && format != "table";  // "table" alone: the default
+  if (custom_format && !quiet) check_format(format, kHeaders);
   cache::Store store(root);
   image::ImageStore images(store);
   auto img = images.resolve(ref);
@@ -216,6 +313,8 @@ int cmd_image_history(const std::string& root, const std::string& ref, bool no_t
     std::string created_by, comment;
     uint64_t size = 0;
   };
+  // Each layer's size is its uncompressed size, as docker shows it.
+  auto layer_size = [&](size_t i) { return images.layer_size(img->layers[i], img->diff_ids[i]); };
   std::vector<Entry> entries;
   size_t layer = 0;
   const auto& h = img->config.contains("history") && img->config["history"].is_array() ? img->config["history"]
@@ -226,16 +325,17 @@ int cmd_image_history(const std::string& root, const std::string& ref, bool no_t
     en.created_by = e.value("created_by", "");
     en.comment = e.value("comment", "");
     bool empty = e.value("empty_layer", false);
-    if (!empty && layer < img->layers.size()) en.size = img->layers[layer++].size;
+    if (!empty && layer < img->layers.size()) en.size = layer_size(layer++);
     entries.push_back(std::move(en));
   }
   // An image without history (e.g. made by another tool): one row per layer, as docker.
   if (entries.empty())
-    for (const auto& l : img->layers) entries.push_back({0, "", "", l.size});
+    for (size_t i = 0; i < img->layers.size(); ++i) entries.push_back({0, "", "", layer_size(i)});
   std::reverse(entries.begin(), entries.end());  // newest first
 
   int64_t now = std::time(nullptr);
   std::vector<std::vector<std::string>> rows;
+  std::vector<base::Json> values;
   if (!quiet) rows.push_back({"IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"});
   for (size_t i = 0; i < entries.size(); ++i) {
     const auto& e = entries[i];
@@ -250,9 +350,21 @@ int cmd_image_history(const std::string& root, const std::string& ref, bool no_t
     if (!no_trunc) by = ellipsis(by, 45);
     std::string created =
         e.created > 0 ? base::human_duration(std::max<int64_t>(0, now - e.created)) + " ago" : std::string("N/A");
-    rows.push_back({id, created, by, base::human_size(e.size), e.comment});
+    rows.push_back({id, created, by, docker_size(e.size), e.comment});
+    base::Json v = base::Json::object();
+    v["ID"] = id;
+    v["CreatedSince"] = created;
+    v["CreatedAt"] = e.created > 0 ? base::rfc3339(static_cast<std::time_t>(e.created)) : std::string("N/A");
+    v["CreatedBy"] = by;
+    v["Size"] = rows.back()[3];
+    v["Comment"] = e.comment;
+    values.push_back(std::move(v));
   }
-  if (!quiet) print_table(rows);
+  if (!quiet && custom_format) {
+    print_formatted(format, values, kHeaders);
+    return 0;
+  }
+  if (!quiet) print_docker_table(rows);
   std::fflush(stdout);
   return 0;
 }

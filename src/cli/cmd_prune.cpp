@@ -149,6 +149,7 @@ cache::ImageRefs image_refs(cache::Store& store) {
   // Untagged (dangling) images are images too: kept until `builder image prune` or rmi.
   for (const auto& rec : images.list_all()) {
     refs.blobs.insert(rec.manifest_digest.str());
+    for (const auto& index : images.indexes_of(rec.manifest_digest)) refs.blobs.insert(index.str());
     try {
       image::Image img = images.load(rec.manifest_digest);
       refs.blobs.insert(img.config_digest.str());

@@ -16,6 +16,7 @@
 #include "image/store.h"
 #include "registry/client.h"
 #include "registry/docker_config.h"
+#include "registry/insecure.h"
 #include "registry/pull.h"
 #include "registry/reference.h"
 
@@ -138,8 +139,9 @@ int run_login(const LoginOpts& o) {
   registry::Client client(registry::ClientOptions{o.insecure, ""});
   client.check_login(domain, user, password);
   const std::string path = registry::default_docker_config_path();
-  registry::store_credentials(path, domain, registry::Credentials{user, password, {}});
-  std::fprintf(stderr, "WARNING! Your password will be stored unencrypted in %s.\n", path.c_str());
+  const std::string helper = registry::store_credentials(path, domain, registry::Credentials{user, password, {}});
+  if (helper.empty())
+    std::fprintf(stderr, "WARNING! Your password will be stored unencrypted in %s.\n", path.c_str());
   std::printf("Login Succeeded\n");
   return 0;
 }
@@ -155,11 +157,30 @@ int run_logout(const std::string& server) {
 
 }  // namespace
 
+CLI::Option* add_insecure_registry_option(CLI::App* cmd, std::vector<std::string>& into) {
+  return cmd
+      ->add_option("--insecure-registry", into,
+                   "Registry (host[:port] or IP network) reached without TLS verification: https with the "
+                   "certificate unchecked, else plain http; repeatable")
+      ->allow_extra_args(false)
+      ->check([](const std::string& v) {
+        try {
+          registry::normalize_insecure_entry(v);
+          return std::string();
+        } catch (const base::Error& e) {
+          // CLI11 names the option itself: "--insecure-registry: `X`: why".
+          std::string msg = e.message();
+          const std::string prefix = "--insecure-registry ";
+          return msg.rfind(prefix, 0) == 0 ? msg.substr(prefix.size()) : msg;
+        }
+      });
+}
+
 void add_registry_commands(CLI::App& app, Context& ctx) {
   {
     auto o = std::make_shared<PullOpts>();
     auto* cmd = app.add_subcommand("pull", "Download an image from a registry");
-    cmd->add_option("--insecure-registry", o->insecure, "Use plain http for this registry (host[:port]); repeatable");
+    add_insecure_registry_option(cmd, o->insecure);
     cmd->add_flag("-q,--quiet", o->quiet, "Print only the image reference");
     cmd->add_option("REF", o->ref, "Image reference (name[:tag] or name@digest)")->required();
     cmd->callback([&ctx, o] { ctx.action = [&ctx, o] { return run_pull(ctx.root, *o); }; });
@@ -167,7 +188,7 @@ void add_registry_commands(CLI::App& app, Context& ctx) {
   {
     auto o = std::make_shared<PushOpts>();
     auto* cmd = app.add_subcommand("push", "Upload an image of the store to a registry");
-    cmd->add_option("--insecure-registry", o->insecure, "Use plain http for this registry (host[:port]); repeatable");
+    add_insecure_registry_option(cmd, o->insecure);
     cmd->add_flag("-q,--quiet", o->quiet, "Print only the manifest digest");
     cmd->add_option("REF", o->ref, "Image name in the store, which says where to push (registry/repo[:tag])")->required();
     cmd->callback([&ctx, o] { ctx.action = [&ctx, o] { return run_push(ctx.root, *o); }; });
@@ -178,7 +199,7 @@ void add_registry_commands(CLI::App& app, Context& ctx) {
     cmd->add_option("-u,--username", o->user, "Username");
     cmd->add_option("-p,--password", o->password, "Password");
     cmd->add_flag("--password-stdin", o->password_stdin, "Read the password from stdin");
-    cmd->add_option("--insecure-registry", o->insecure, "Use plain http for this registry (host[:port]); repeatable");
+    add_insecure_registry_option(cmd, o->insecure);
     o->server = "docker.io";
     cmd->add_option("SERVER", o->server, "Registry (default: Docker Hub)");
     cmd->callback([&ctx, o] { ctx.action = [o] { return run_login(*o); }; });

@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "base/json.h"
+#include "cache/gc.h"
 #include "cache/store.h"
 #include "image/layer.h"
 #include "image/store.h"
@@ -101,8 +102,9 @@ std::string remembered_value(const base::Digest& digest, uint64_t size, const ba
   return j.dump();
 }
 
-/// A remembered conversion whose blob is still in the store.
-std::optional<LayerBlob> recall(cache::Store& store, const std::string& key) {
+/// A remembered conversion whose blob is still in the store; with `lease`, leased
+/// atomically with that check.
+std::optional<LayerBlob> recall(cache::Store& store, const std::string& key, cache::Lease* lease) {
   auto v = store.index().get(key);
   if (!v) return std::nullopt;
   base::Json j = base::Json::parse(*v, nullptr, /*allow_exceptions=*/false);
@@ -116,8 +118,14 @@ std::optional<LayerBlob> recall(cache::Store& store, const std::string& key) {
   b.diff_id = base::Digest::parse(is);
   b.size = j["size"].get<uint64_t>();
   // The GC may have removed the blob since (nothing but this row named it).
-  if (!store.blobs().has(b.digest) || store.blobs().size(b.digest) != b.size) return std::nullopt;
+  if (lease ? !lease->add_present_blobs({b.digest}) : !store.blobs().has(b.digest)) return std::nullopt;
+  if (store.blobs().size(b.digest) != b.size) return std::nullopt;
   return b;
+}
+
+/// Leases `d` when there is a lease (a blob this call wrote or was given).
+void keep(cache::Lease* lease, const base::Digest& d) {
+  if (lease) lease->add_blobs({d.str()});
 }
 
 std::string key_suffix(const CompressionSpec& spec) {
@@ -146,13 +154,15 @@ void check_diff_id(const base::Digest& got, const base::Digest& want, const Desc
 }  // namespace
 
 Descriptor convert_layer(cache::Store& store, const Descriptor& src, const base::Digest& diff_id,
-                         const CompressionSpec& spec) {
+                         const CompressionSpec& spec, cache::Lease* lease) {
   std::string media_type = layer_media_type(spec);  // validates
   auto& blobs = store.blobs();
-  if (!spec.force && stored_compression(blobs, src.digest) == spec.type)
+  if (!spec.force && stored_compression(blobs, src.digest) == spec.type) {
+    keep(lease, src.digest);
     return Descriptor{media_type, src.digest, src.size};
+  }
   std::string key = "blob:" + diff_id.str() + ":" + key_suffix(spec);
-  if (auto b = recall(store, key)) return Descriptor{media_type, b->digest, b->size};
+  if (auto b = recall(store, key, lease)) return Descriptor{media_type, b->digest, b->size};
 
   base::Fd fd = blobs.open(src.digest);
   detail::PlainReader in(fd.get());
@@ -163,17 +173,19 @@ Descriptor convert_layer(cache::Store& store, const Descriptor& src, const base:
   check_diff_id(out.finish(), diff_id, src);
   uint64_t size = writer.size();
   base::Digest digest = writer.commit();
+  // Written after the caller's lease began, so a prune keeps it until it is leased.
+  keep(lease, digest);
   store.index().put(key, remembered_value(digest, size, diff_id));
   return Descriptor{media_type, digest, size};
 }
 
 LayerBlob clamp_layer_mtimes(cache::Store& store, const Descriptor& src, const base::Digest& diff_id,
-                             int64_t max_mtime, const CompressionSpec& spec) {
+                             int64_t max_mtime, const CompressionSpec& spec, cache::Lease* lease) {
   std::string media_type = layer_media_type(spec);  // validates
   auto& blobs = store.blobs();
   static const base::Digest kEmptyTar = base::Digest::of(std::string(1024, '\0'));
   auto unchanged = [&] {
-    Descriptor d = convert_layer(store, src, diff_id, spec);
+    Descriptor d = convert_layer(store, src, diff_id, spec, lease);
     LayerBlob b;
     b.diff_id = diff_id;
     b.digest = d.digest;
@@ -183,7 +195,7 @@ LayerBlob clamp_layer_mtimes(cache::Store& store, const Descriptor& src, const b
     return b;
   };
   std::string key = "blob-clamp:" + diff_id.str() + ":" + std::to_string(max_mtime) + ":" + key_suffix(spec);
-  if (auto b = recall(store, key)) {
+  if (auto b = recall(store, key, lease)) {
     if (b->diff_id == diff_id) return unchanged();  // remembered: nothing newer than max_mtime
     b->media_type = media_type;
     b->empty = false;
@@ -215,6 +227,7 @@ LayerBlob clamp_layer_mtimes(cache::Store& store, const Descriptor& src, const b
   b.size = writer.size();
   b.digest = writer.commit();
   b.media_type = media_type;
+  keep(lease, b.digest);
   store.index().put(key, remembered_value(b.digest, b.size, b.diff_id));
   return b;
 }

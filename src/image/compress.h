@@ -12,6 +12,7 @@
 
 namespace builder::cache {
 class Store;
+class Lease;
 }
 
 namespace builder::image {
@@ -69,8 +70,13 @@ Compression compression_of_media_type(std::string_view media_type);
 /// same compression as `src`). The compression of `src` is taken from its bytes (magic),
 /// not its media type. Throws base::Error when the decompressed stream's sha256 is not
 /// `diff_id` (nothing is stored then), on corrupt input, or as validate(). Thread-safe.
+///
+/// With `lease`, the returned blob is leased before this returns. A remembered
+/// conversion is leased atomically with the check that its blob still exists: nothing
+/// but the index row (which does not keep it) names it, so a prune between the lookup
+/// and the caller's use could otherwise remove it.
 Descriptor convert_layer(cache::Store& store, const Descriptor& src, const base::Digest& diff_id,
-                         const CompressionSpec& spec);
+                         const CompressionSpec& spec, cache::Lease* lease = nullptr);
 
 /// rewrite-timestamp for a layer already stored: the layer `src` (diff id `diff_id`)
 /// with every entry's mtime clamped to at most `max_mtime`, in `spec`'s compression.
@@ -81,7 +87,8 @@ Descriptor convert_layer(cache::Store& store, const Descriptor& src, const base:
 /// size and media_type) and is remembered in the cache index under
 /// "blob-clamp:<diff_id>:<max_mtime>:<type>:<level>". Throws base::Error when the
 /// source's diff id does not match, on corrupt input, or as validate(). Thread-safe.
+/// `lease`: as convert_layer's.
 LayerBlob clamp_layer_mtimes(cache::Store& store, const Descriptor& src, const base::Digest& diff_id,
-                             int64_t max_mtime, const CompressionSpec& spec);
+                             int64_t max_mtime, const CompressionSpec& spec, cache::Lease* lease = nullptr);
 
 }  // namespace builder::image

@@ -401,6 +401,7 @@ LayerBlob write_tree(const std::string& dir, const std::vector<std::string>* low
     tw.close();
     out.diff_id = comp.finish();
   }
+  out.plain_size = out.empty && opts.compression.type == Compression::Gzip ? 1024 : comp.plain_size();
   out.size = writer.size();
   out.digest = writer.commit();
   return out;
@@ -444,6 +445,7 @@ LayerBlob ingest_layer(int fd, cache::BlobStore& blobs, const LayerOptions& opts
     tw.close();
     src.finish();
     out.diff_id = comp.finish();
+    out.plain_size = comp.plain_size();
     out.size = writer.size();
     out.digest = writer.commit();
     return out;
@@ -474,6 +476,7 @@ LayerBlob ingest_layer(int fd, cache::BlobStore& blobs, const LayerOptions& opts
   }
   out.diff_id = src.finish();
   comp.finish();
+  out.plain_size = comp.plain_size();
   out.empty = !any;
   out.size = writer.size();
   out.digest = writer.commit();

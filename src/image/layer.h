@@ -34,6 +34,7 @@ struct LayerBlob {
   uint64_t size = 0;       ///< blob size
   bool empty = false;      ///< no entry (gzip: the 32-byte empty layer sha256:4f4fb700...)
   std::string media_type;  ///< layer_media_type() of the options it was written with
+  uint64_t plain_size = 0; ///< bytes of the uncompressed tar when the writer knows them, else 0
 };
 
 /// Writes what the overlayfs upper dir `upper_dir` changes over `lower_dirs` (the layers

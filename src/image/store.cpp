@@ -8,7 +8,9 @@
 #include <set>
 
 #include "base/error.h"
+#include "base/fd.h"
 #include "base/strings.h"
+#include "image/tar_io.h"
 
 namespace builder::image {
 
@@ -222,6 +224,58 @@ Descriptor parse_descriptor(const base::Json& j, const std::string& what) {
 ImageStore::ImageStore(cache::Store& store) : store_(store) {
   store_.db().exec("CREATE TABLE IF NOT EXISTS images(name TEXT PRIMARY KEY, digest TEXT NOT NULL, created INTEGER)");
   store_.db().exec("CREATE TABLE IF NOT EXISTS image_records(digest TEXT PRIMARY KEY, created INTEGER)");
+  store_.db().exec(
+      "CREATE TABLE IF NOT EXISTS image_indexes(digest TEXT PRIMARY KEY, manifest TEXT NOT NULL, created INTEGER)");
+  store_.db().exec("CREATE TABLE IF NOT EXISTS layer_sizes(diff_id TEXT PRIMARY KEY, size INTEGER NOT NULL)");
+}
+
+void ImageStore::record_layer_size(const base::Digest& diff_id, uint64_t size) {
+  store_.db().exec("INSERT OR IGNORE INTO layer_sizes(diff_id, size) VALUES(?1, ?2)",
+                   {diff_id.str(), static_cast<long long>(size)});
+}
+
+uint64_t ImageStore::layer_size(const Descriptor& layer, const base::Digest& diff_id) {
+  auto rows = store_.db().query("SELECT size FROM layer_sizes WHERE diff_id = ?1", {diff_id.str()});
+  if (!rows.empty() && rows[0][0]) return std::stoull(*rows[0][0]);
+  // Not recorded (a layer pulled, loaded or cached before sizes were recorded): count
+  // the plain bytes once. The diff id check keeps a damaged blob from recording a
+  // wrong size for a content address.
+  if (!store_.blobs().has(layer.digest))
+    throw base::Error("layer " + layer.digest.str() + " is not in the store");
+  base::Fd fd = store_.blobs().open(layer.digest);
+  detail::PlainReader reader(fd.get());
+  std::vector<unsigned char> buf(1 << 16);
+  uint64_t size = 0;
+  for (size_t n; (n = reader.read(buf.data(), buf.size())) > 0;) size += n;
+  base::Digest got = reader.finish();
+  if (got != diff_id)
+    throw base::Error("layer " + layer.digest.str() + " does not hold diff id " + diff_id.str() + " (it holds " +
+                      got.str() + ")");
+  record_layer_size(diff_id, size);
+  return size;
+}
+
+uint64_t ImageStore::image_size(const Image& img) {
+  uint64_t total = 0;
+  for (size_t i = 0; i < img.layers.size() && i < img.diff_ids.size(); ++i)
+    total += layer_size(img.layers[i], img.diff_ids[i]);
+  return total;
+}
+
+void ImageStore::record_index(const base::Digest& index, const base::Digest& manifest) {
+  if (!store_.blobs().has(index) || !store_.blobs().has(manifest))
+    throw base::Error("cannot record image index " + index.str() + ": it or manifest " + manifest.str() +
+                      " is not in the store");
+  store_.db().exec("INSERT OR REPLACE INTO image_indexes(digest, manifest, created) VALUES(?1, ?2, ?3)",
+                   {index.str(), manifest.str(), static_cast<long long>(std::time(nullptr))});
+}
+
+std::vector<base::Digest> ImageStore::indexes_of(const base::Digest& manifest) {
+  std::vector<base::Digest> out;
+  for (const auto& row :
+       store_.db().query("SELECT digest FROM image_indexes WHERE manifest = ?1 ORDER BY digest", {manifest.str()}))
+    if (row[0] && base::Digest::valid(*row[0])) out.push_back(base::Digest::parse(*row[0]));
+  return out;
 }
 
 void ImageStore::add_image(const base::Digest& manifest) {
@@ -235,6 +289,7 @@ bool ImageStore::remove_image(const base::Digest& manifest) {
   store_.db().transaction([&] {
     n += store_.db().exec("DELETE FROM images WHERE digest = ?1", {manifest.str()});
     n += store_.db().exec("DELETE FROM image_records WHERE digest = ?1", {manifest.str()});
+    store_.db().exec("DELETE FROM image_indexes WHERE manifest = ?1", {manifest.str()});
   });
   return n > 0;
 }
@@ -281,6 +336,7 @@ base::Digest ImageStore::write_image(const base::Json& config, const std::vector
       throw base::Error("image config rootfs.diff_ids[" + std::to_string(i) + "] is not the diff id of layer " +
                         layers[i].digest.str());
     descs.push_back({kMediaTypeLayerGzip, layers[i].digest, layers[i].size});
+    if (layers[i].plain_size > 0) record_layer_size(layers[i].diff_id, layers[i].plain_size);
   }
   std::string cfg = config.dump();
   Descriptor c{kMediaTypeConfig, store_.blobs().put(cfg), cfg.size()};
@@ -374,13 +430,23 @@ std::optional<Image> ImageStore::resolve(const std::string& ref) {
     }
     return by_config;
   };
+  // An index digest recorded at pull time stands for the manifest it selected.
+  auto recorded_index = [&](const base::Digest& d) -> std::optional<base::Digest> {
+    auto rows = store_.db().query("SELECT manifest FROM image_indexes WHERE digest = ?1", {d.str()});
+    if (rows.empty() || !rows[0][0] || !base::Digest::valid(*rows[0][0])) return std::nullopt;
+    auto m = base::Digest::parse(*rows[0][0]);
+    if (!store_.blobs().has(m)) return std::nullopt;
+    return m;
+  };
   auto load_manifest = [&](const base::Digest& d) -> std::optional<Image> {
+    if (auto m = recorded_index(d)) return load(*m);
     if (!store_.blobs().has(d)) return std::nullopt;
     return load(d);
   };
 
   if (base::Digest::valid(ref)) {
     auto d = base::Digest::parse(ref);
+    if (auto m = recorded_index(d)) return load(*m);
     auto ids = tagged();
     if (auto it = ids.find(d); it != ids.end()) return load(it->second);
     if (!store_.db().query("SELECT name FROM images WHERE digest = ?1 LIMIT 1", {d.str()}).empty()) return load(d);

@@ -75,6 +75,17 @@ class ImageStore {
   /// name): `list_all` shows it as <none> and its blobs are kept until it is removed.
   /// Table image_records(digest TEXT PRIMARY KEY, created INTEGER) -- unix seconds.
   void add_image(const base::Digest& manifest);
+  /// Records that the image index (OCI index or Docker manifest list) `index`, pulled
+  /// from a registry, selected `manifest` for this host (linux/amd64), so that
+  /// `name@<index digest>` and the index digest alone resolve to the image, as Docker
+  /// finds an image by the digest it was pulled by. Both blobs must be present. Call it
+  /// in the same transaction as the tag (a crash leaves neither or both).
+  /// Table image_indexes(digest TEXT PRIMARY KEY, manifest TEXT NOT NULL, created INTEGER);
+  /// created on first use, so older stores just have no rows (their index digests are
+  /// recorded by the next pull).
+  void record_index(const base::Digest& index, const base::Digest& manifest);
+  /// The index digests recorded for `manifest` (kept from GC with the image's blobs).
+  std::vector<base::Digest> indexes_of(const base::Digest& manifest);
   /// Removes an image: every name of it and its record, in one transaction. Its blobs
   /// and unpacked snapshots become garbage for the cache GC (`builder prune`). False
   /// when it was neither named nor recorded.
@@ -85,6 +96,7 @@ class ImageStore {
   /// Resolves a name, "name@sha256:..", a full image or manifest digest, or an image ID
   /// prefix (at least 4 hex chars, unique). nullopt when nothing matches. A name is
   /// tried before an ID prefix (as Docker does); an ambiguous prefix throws base::Error.
+  /// A digest (alone or after "name@") may also be an index digest record_index() kept.
   /// Only images of list_all() (named or recorded) are found by image ID.
   std::optional<Image> resolve(const std::string& ref);
   /// Loads the image behind a manifest digest (OCI or Docker schema 2 manifest).
@@ -92,6 +104,22 @@ class ImageStore {
   std::vector<ImageRecord> list();
   /// Names pointing at a manifest.
   std::vector<std::string> names_of(const base::Digest& manifest);
+
+  /// Uncompressed sizes: the byte length of a layer's plain tar (the stream its diff
+  /// id hashes), which is what Docker shows as an image's SIZE, not the compressed blob.
+  /// Table layer_sizes(diff_id TEXT PRIMARY KEY, size INTEGER NOT NULL), created on
+  /// first use: a size belongs to the diff id alone, so a row is never stale and
+  /// stores older than the table simply compute their sizes on the first lookup.
+  /// Records the plain size of `diff_id` (known when the layer was written).
+  void record_layer_size(const base::Digest& diff_id, uint64_t size);
+  /// The plain size of `layer` (a blob of the store) whose diff id is `diff_id`: the
+  /// recorded one, else computed by decompressing the blob (gzip, zstd or plain),
+  /// checked against `diff_id`, and recorded so that this happens once per layer.
+  /// Throws base::Error when the blob is missing, corrupt or not `diff_id`.
+  uint64_t layer_size(const Descriptor& layer, const base::Digest& diff_id);
+  /// Sum of layer_size() over an image's layers (Docker's image Size). Throws like it.
+  uint64_t image_size(const Image& img);
+
   cache::Store& store() { return store_; }
 
  private:

@@ -15,6 +15,7 @@
 #include "registry/auth.h"
 #include "registry/docker_config.h"
 #include "registry/http.h"
+#include "registry/insecure.h"
 
 namespace builder::registry {
 
@@ -97,17 +98,58 @@ struct Client::Impl {
     return c;
   }
 
-  std::string scheme(const std::string& domain) const {
-    if (is_loopback(domain)) return "http";
-    for (const auto& h : opts.insecure_registries) {
-      if (h == domain) return "http";
-      // "host" in the list also covers "host:port".
-      if (domain.rfind(h + ":", 0) == 0 && h.find(':') == std::string::npos) return "http";
+  std::map<std::string, std::string> schemes;  // insecure domain -> "https" or "http", once probed
+
+  Transport transport(const std::string& domain) const { return transport_for(domain, opts.insecure_registries); }
+
+  /// "https" or "http". An insecure registry is asked once per client, as Docker does:
+  /// GET /v2/ over https without certificate checks; a TLS handshake failure or a refused
+  /// connection means plain http. Any HTTP answer (even 401 or 404) means https.
+  std::string scheme(const std::string& domain) {
+    Transport t = transport(domain);
+    if (t == Transport::Https) return "https";
+    if (t == Transport::Http) return "http";
+    {
+      std::lock_guard lock(mu);
+      if (auto it = schemes.find(domain); it != schemes.end()) return it->second;
     }
-    return "https";
+    http::Request probe;
+    probe.url = "https://" + registry_host(domain) + "/v2/";
+    probe.verify_tls = false;
+    probe.attempts = 1;
+    probe.follow_redirects = false;
+    probe.max_body = 64 << 10;
+    // A plain-http server may sit silent on a TLS hello; do not wait the full 30 s.
+    probe.connect_timeout_s = 10;
+    std::string chosen = "https";
+    try {
+      http::send(probe);
+    } catch (const http::TransportError& e) {
+      if (falls_back_to_http(e.failure)) chosen = "http";
+      base::log_debug("registry " + domain + ": https: " + e.message() + "; using " + chosen);
+    }
+    std::lock_guard lock(mu);
+    return schemes.emplace(domain, chosen).first->second;
   }
 
-  std::string base_url(const std::string& domain) const {
+  /// Whether requests to `domain` (and the redirects they follow) check the TLS
+  /// certificate: not for a registry listed insecure.
+  bool verify_tls(const std::string& domain) const { return transport(domain) != Transport::HttpsThenHttp; }
+
+  /// The token realm of an insecure registry is as trusted as the registry when it is on
+  /// the same host; any other realm's certificate is checked unless it is listed itself.
+  bool verify_realm_tls(const std::string& domain, const std::string& realm) const {
+    std::string realm_origin = http::origin_of(realm);  // "https://host:port"
+    std::string realm_hostport = realm_origin.substr(std::min(realm_origin.size(), realm_origin.find("://") + 3));
+    std::string realm_host = realm_hostport.substr(0, realm_hostport.rfind(':'));
+    std::string registry_host_only = registry_host(domain);
+    if (registry_host_only.front() != '[') registry_host_only = registry_host_only.substr(0, registry_host_only.rfind(':'));
+    else registry_host_only = registry_host_only.substr(0, registry_host_only.find(']') + 1);
+    if (!verify_tls(domain) && base::to_lower(registry_host_only) == realm_host) return false;
+    return verify_tls(realm_hostport) && verify_tls(realm_host);
+  }
+
+  std::string base_url(const std::string& domain) {
     return scheme(domain) + "://" + registry_host(domain) + "/v2/";
   }
 
@@ -159,6 +201,7 @@ struct Client::Impl {
 
     http::Request req;
     req.auth_origin = http::origin_of(realm);
+    req.verify_tls = verify_realm_tls(domain, realm);
     if (have_creds && !c->identity_token.empty()) {
       // OAuth2 refresh token (docker login to Docker Hub with an identity token).
       std::string form = "grant_type=refresh_token&client_id=builder&refresh_token=" + http::escape(c->identity_token);
@@ -209,12 +252,21 @@ struct Client::Impl {
                       const std::string& what) {
     req.auth_origin = http::origin_of(base_url(domain));
     req.authorization = authorization(domain, scopes);
+    req.verify_tls = verify_tls(domain);
     auto once = [&]() {
       try {
         return http::send(req);
       } catch (const http::TransportError& e) {
         if (e.aborted_by_sink) throw;
-        throw base::Error(what + ": " + e.message() + " (" + req.url + ")");
+        std::string hint;
+        if (transport(domain) == Transport::Https &&
+            (e.failure == http::Failure::Certificate || e.failure == http::Failure::Tls))
+          hint = e.failure == http::Failure::Certificate
+                     ? "; the registry's TLS certificate is not trusted (for a registry you trust without "
+                       "one, pass --insecure-registry " + domain + ")"
+                     : "; TLS with the registry failed (if it serves plain http, pass --insecure-registry " +
+                           domain + ")";
+        throw base::Error(what + ": " + e.message() + " (" + req.url + ")" + hint);
       }
     };
     http::Response r = once();

@@ -25,8 +25,10 @@ inline constexpr const char* kDockerMediaTypeManifestList =
     "application/vnd.docker.distribution.manifest.list.v2+json";
 
 struct ClientOptions {
-  /// Hosts ("host:port" or "host") where plain http is used (and TLS is not verified
-  /// if the registry answers https anyway). Loopback hosts always use http.
+  /// --insecure-registry entries ("host[:port]", "host" for every port, or an IP
+  /// network in CIDR form; see insecure.h): tried over https without certificate checks,
+  /// then plain http when the https connection fails, as Docker does. Loopback hosts not
+  /// listed use plain http; every other registry needs https with a trusted certificate.
   std::vector<std::string> insecure_registries;
   /// Path of config.json; "" -> $DOCKER_CONFIG/config.json or ~/.docker/config.json.
   std::string docker_config;
@@ -82,7 +84,8 @@ class Client {
   void check_login(const std::string& domain, const std::string& user = "",
                    const std::string& password = "");
 
-  /// "http" or "https" for a registry domain (loopback and insecure hosts: http).
+  /// "http" or "https" for a registry domain (insecure-listed: decided by one https
+  /// probe, remembered by this client; loopback: http).
   std::string scheme_for(const std::string& domain) const;
 
   struct Impl;  ///< opaque; named here only so client.cpp's helpers can take it

@@ -1,5 +1,6 @@
 // Docker's config.json: the "auths" map, keyed by registry host, each entry
-// {"auth": base64("user:password")} and optionally "identitytoken".
+// {"auth": base64("user:password")} and optionally "identitytoken"; "credsStore" and
+// "credHelpers" name the credential helpers that hold secrets instead.
 #include "registry/docker_config.h"
 
 #include <cstdlib>
@@ -60,7 +61,35 @@ std::string config_key(const std::string& server) {
   return is_docker_hub(host) ? kDockerHubKey : host;
 }
 
+std::optional<CredentialHelper> credential_helper(const std::string& config_path, const std::string& domain) {
+  base::Json j = load(config_path);
+  const std::string want = host_of(domain);
+  if (j.contains("credHelpers") && j["credHelpers"].is_object()) {
+    for (const auto& [key, name] : j["credHelpers"].items()) {
+      std::string host = host_of(key);
+      if (!(host == want || (is_docker_hub(host) && is_docker_hub(want)))) continue;
+      if (!name.is_string())
+        throw base::Error("docker config `" + config_path + "`: credHelpers[\"" + key + "\"] is not a string");
+      return CredentialHelper(name.get<std::string>(), "credHelpers[\"" + key + "\"] in `" + config_path + "`");
+    }
+  }
+  if (j.contains("credsStore") && !j["credsStore"].is_null()) {
+    if (!j["credsStore"].is_string())
+      throw base::Error("docker config `" + config_path + "`: credsStore is not a string");
+    // Docker treats an empty credsStore as none.
+    if (!j["credsStore"].get<std::string>().empty())
+      return CredentialHelper(j["credsStore"].get<std::string>(), "credsStore in `" + config_path + "`");
+  }
+  return std::nullopt;
+}
+
 std::optional<Credentials> read_credentials(const std::string& config_path, const std::string& domain) {
+  if (auto helper = credential_helper(config_path, domain)) {
+    // Only the helper counts then (Docker overwrites whatever "auths" says with its answer).
+    auto hc = helper->get(config_key(domain));
+    if (!hc) return std::nullopt;
+    return Credentials{hc->username, hc->secret, hc->identity_token};
+  }
   base::Json j = load(config_path);
   if (!j.contains("auths") || !j["auths"].is_object()) return std::nullopt;
   const std::string want = host_of(domain);
@@ -90,7 +119,9 @@ std::optional<Credentials> read_credentials(const std::string& config_path, cons
   return std::nullopt;
 }
 
-void store_credentials(const std::string& config_path, const std::string& server, const Credentials& c) {
+std::string store_credentials(const std::string& config_path, const std::string& server, const Credentials& c) {
+  auto helper = credential_helper(config_path, server);
+  if (helper) helper->store(config_key(server), HelperCredentials{c.username, c.password, c.identity_token});
   base::Json j = load(config_path);
   if (!j.contains("auths") || !j["auths"].is_object()) j["auths"] = base::Json::object();
   // Drop entries for the same host under another spelling ("http://h:5000"), so the
@@ -101,21 +132,26 @@ void store_credentials(const std::string& config_path, const std::string& server
     if (k != key && config_key(k) == key) stale.push_back(k);
   for (const auto& k : stale) j["auths"].erase(k);
   base::Json entry = base::Json::object();
-  entry["auth"] = base64_encode(c.username + ":" + c.password);
-  if (!c.identity_token.empty()) entry["identitytoken"] = c.identity_token;
+  if (!helper) {
+    entry["auth"] = base64_encode(c.username + ":" + c.password);
+    if (!c.identity_token.empty()) entry["identitytoken"] = c.identity_token;
+  }
   j["auths"][key] = std::move(entry);
   save(config_path, j);
+  return helper ? helper->program() : std::string();
 }
 
 bool remove_credentials(const std::string& config_path, const std::string& server) {
   if (!base::path_exists(config_path)) return false;
-  base::Json j = load(config_path);
-  if (!j.contains("auths") || !j["auths"].is_object()) return false;
   const std::string key = config_key(server);
+  bool erased = false;
+  if (auto helper = credential_helper(config_path, server)) erased = helper->erase(key);
+  base::Json j = load(config_path);
+  if (!j.contains("auths") || !j["auths"].is_object()) return erased;
   std::vector<std::string> found;
   for (const auto& [k, v] : j["auths"].items())
     if (config_key(k) == key) found.push_back(k);
-  if (found.empty()) return false;
+  if (found.empty()) return erased;
   for (const auto& k : found) j["auths"].erase(k);
   save(config_path, j);
   return true;

@@ -142,6 +142,7 @@ size_t on_read(char* buf, size_t size, size_t n, void* p) {
 
 /// One HTTP exchange (no redirects, no retries). Throws TransportError.
 Response perform(const Request& req, const std::string& url) {
+  char errbuf[CURL_ERROR_SIZE] = {};  // declared before the handle, which may write it until cleanup
   Easy e;
   if (!e.h) throw TransportError("curl_easy_init failed");
   Transfer t;
@@ -154,7 +155,12 @@ Response perform(const Request& req, const std::string& url) {
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(h, CURLOPT_USERAGENT, "builder");
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, req.connect_timeout_s);
+  if (!req.verify_tls) {
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   // A stalled transfer (under 1 byte/s for 60 s) is a connection error, retried.
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
@@ -202,9 +208,15 @@ Response perform(const Request& req, const std::string& url) {
   if (t.too_large) throw TransportError("response larger than " + std::to_string(req.max_body) + " bytes", true);
   if (!t.read_error.empty()) throw TransportError("reading the request body: " + t.read_error, true);
   // An unknown host will not appear by retrying; the caller learns it at once.
-  if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY)
-    throw TransportError(curl_easy_strerror(rc), false, true);
-  if (rc != CURLE_OK) throw TransportError(curl_easy_strerror(rc));
+  std::string msg = curl_easy_strerror(rc);
+  if (errbuf[0] && msg != errbuf) msg += ": " + std::string(base::trim(errbuf));
+  if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY) throw TransportError(msg, false, true);
+  // An untrusted certificate stays untrusted: report it at once, never retried.
+  if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_ISSUER_ERROR)
+    throw TransportError(msg, false, true, Failure::Certificate);
+  if (rc == CURLE_SSL_CONNECT_ERROR) throw TransportError(msg, false, false, Failure::Tls);
+  if (rc == CURLE_COULDNT_CONNECT) throw TransportError(msg, false, false, Failure::Refused);
+  if (rc != CURLE_OK) throw TransportError(msg);
   return std::move(t.resp);
 }
 
@@ -278,6 +290,7 @@ std::string escape(std::string_view s) {
 Response send(const Request& req) {
   global();
   std::string last_error;
+  Failure last_failure = Failure::Other;
   for (int attempt = 1; attempt <= std::max(1, req.attempts); ++attempt) {
     if (attempt > 1) std::this_thread::sleep_for(backoff(attempt - 1));
     if (req.on_attempt) req.on_attempt();
@@ -302,12 +315,14 @@ Response send(const Request& req) {
       }
       return r;
     } catch (const TransportError& e) {
-      if (e.aborted_by_sink || e.permanent) throw;
+      if (e.aborted_by_sink || e.permanent || req.attempts <= 1) throw;
       last_error = e.message();
+      last_failure = e.failure;
       base::log_debug("registry: " + req.method + " " + url + ": " + e.message());
     }
   }
-  throw TransportError(last_error + " (after " + std::to_string(req.attempts) + " attempts)");
+  throw TransportError(last_error + " (after " + std::to_string(req.attempts) + " attempts)", false, false,
+                       last_failure);
 }
 
 }  // namespace builder::registry::http

@@ -41,6 +41,10 @@ struct Request {
   uint64_t max_body = 1 << 20;
   bool follow_redirects = true;  ///< GET and HEAD only
   int attempts = 4;              ///< 1 + retries
+  /// false: https without checking the server's certificate (an insecure registry).
+  bool verify_tls = true;
+  /// Seconds to connect, TLS handshake included.
+  long connect_timeout_s = 30;
 };
 
 struct Response {
@@ -53,13 +57,23 @@ struct Response {
   std::vector<std::string> all(std::string_view name) const;
 };
 
+/// What went wrong below HTTP, as far as the insecure-registry fallback cares.
+enum class Failure {
+  Other,        ///< reset, timeout, name resolution, a sink abort, ...
+  Refused,      ///< nothing listens on the port (ECONNREFUSED)
+  Tls,          ///< the TLS handshake failed (e.g. the server speaks plain http)
+  Certificate,  ///< the server's certificate was not trusted
+};
+
 /// A transfer that failed below HTTP (connection refused, reset, timeout, TLS) after
 /// every retry, or that the caller's sink (or the size limit) cut off.
 struct TransportError : base::Error {
-  explicit TransportError(const std::string& msg, bool aborted = false, bool perm = false)
-      : base::Error(msg), aborted_by_sink(aborted), permanent(perm) {}
+  explicit TransportError(const std::string& msg, bool aborted = false, bool perm = false,
+                          Failure f = Failure::Other)
+      : base::Error(msg), aborted_by_sink(aborted), permanent(perm), failure(f) {}
   bool aborted_by_sink = false;
-  bool permanent = false;  ///< not worth retrying (the host name does not resolve)
+  bool permanent = false;  ///< not worth retrying (the host does not resolve, an untrusted certificate)
+  Failure failure = Failure::Other;
 };
 
 /// Sends `req`, following redirects and retrying. Returns the final response whatever its

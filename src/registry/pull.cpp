@@ -211,12 +211,16 @@ image::Image pull_image(Client& c, image::ImageStore& images, const Reference& r
                         ", not to the config's diff_id " + diff_ids[i].str());
   });
 
-  // Commit order: blobs, then the manifest (and index), then the tag (the commit point).
+  // Commit order: blobs, then the manifest (and index), then the tag and the index's
+  // record in one transaction (the commit point).
   blobs.put(config_bytes);
   blobs.put(man.bytes);
   if (top.digest != man.digest) blobs.put(top.bytes);
   image::Image img = images.load(man.digest);
-  if (!ref.tag.empty()) images.tag(image::normalize_ref(ref.repository() + ":" + ref.tag), man.digest);
+  images.store().db().transaction([&] {
+    if (!ref.tag.empty()) images.tag(image::normalize_ref(ref.repository() + ":" + ref.tag), man.digest);
+    if (top.digest != man.digest) images.record_index(top.digest, man.digest);
+  });
   return img;
 }
 

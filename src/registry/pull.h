@@ -17,7 +17,9 @@ namespace builder::registry {
 /// Pulls `ref` (an index selects linux/amd64) into the store: blobs verified, the
 /// manifest stored byte for byte (same digest as the registry's; an index too), then
 /// tagged under image::normalize_ref of repository:tag (a pull by digest alone tags
-/// nothing: find_by_digest finds it). Nothing is tagged when any part fails. Throws base::Error: a schema 1
+/// nothing: find_by_digest finds it), with an index's digest recorded for the manifest
+/// (ImageStore::record_index) in the same transaction, so `name@<index digest>` resolves
+/// in every verb. Nothing is tagged when any part fails. Throws base::Error: a schema 1
 /// manifest, an index without linux/amd64 (listing the platforms it has), a config whose
 /// rootfs.diff_ids count disagrees with the layers, any transfer or digest error.
 image::Image pull_image(Client& c, image::ImageStore& images, const Reference& ref);

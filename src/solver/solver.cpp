@@ -36,7 +36,14 @@ struct Run {
   std::vector<std::string> keys;
   std::vector<ops::Result> results;
   std::vector<StepRecord> records;  // what each vertex's key was made of
-  std::vector<bool> solved;         // written by the vertex's own task only
+  std::vector<char> solved;         // written by the vertex's own task only (not bits: threads)
+  // What the backward lookup found: a hit (results[v] set), a miss (runs, so its
+  // inputs are looked up too), or nothing (not looked up: no result needs it).
+  enum class Found : uint8_t { Unknown, Hit, Miss };
+  std::vector<Found> found;
+  std::vector<double> lookup_secs;               // a hit's lookup time, for its Cached event
+  std::vector<std::atomic<bool>> visited;        // claimed by one lookup task
+  std::vector<std::atomic<int>> keys_waiting;    // inputs whose keys are not known yet
   std::mutex mu;  // guards progress calls, first_error, inflight
   std::exception_ptr first_error;
   std::atomic<bool> failed{false};
@@ -46,7 +53,8 @@ struct Run {
   Run(const graph::Definition& d, ops::Executor& e, const ProgressFn& p, const SolveOptions& o)
       : def(d), exec(e), progress(p), opts(o), needed(d.vertices.size()), dependents(d.vertices.size()),
         waiting(d.vertices.size()), keys(d.vertices.size()), results(d.vertices.size()), records(d.vertices.size()),
-        solved(d.vertices.size()) {}
+        solved(d.vertices.size()), found(d.vertices.size(), Found::Unknown), lookup_secs(d.vertices.size()),
+        visited(d.vertices.size()), keys_waiting(d.vertices.size()) {}
 
   void emit(Event ev) {
     if (!progress) return;
@@ -95,6 +103,64 @@ struct Run {
     }
   }
 
+  bool uses_cache(int v) const {
+    // Sources are served from what is at hand even with --no-cache.
+    return !opts.no_cache || std::holds_alternative<graph::SourceOp>(def.vertices[v].op);
+  }
+
+  /// Phase 1: the key of `v`, once its inputs' keys are known. Keys are made of op
+  /// encodings, input keys and content checksums of files the op reads from the host
+  /// (never of an input's result), so every key is known before anything runs.
+  void key_task(tbb::task_group& tg, int v) {
+    tg.run([this, &tg, v] {
+      if (failed) return;
+      auto t0 = std::chrono::steady_clock::now();
+      try {
+        keys[v] = key_of(v);
+      } catch (...) {
+        emit({Event::Kind::Start, v, {}, 0});
+        fail(v, std::current_exception(),
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        return;
+      }
+      for (int d : dependents[v])
+        if (keys_waiting[d].fetch_sub(1) == 1) key_task(tg, d);
+    });
+  }
+
+  /// Phase 2: looks `v` up; on a miss its inputs are needed, so they are looked up
+  /// too. Starting from the result, a hit ends the walk down its branch: what lies
+  /// below it is neither made nor fetched (BuildKit's behaviour with an imported
+  /// cache, where only the final stage's steps may be recorded).
+  void lookup_task(tbb::task_group& tg, int v) {
+    tg.run([this, &tg, v] {
+      if (failed) return;
+      auto t0 = std::chrono::steady_clock::now();
+      auto secs = [&] {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      };
+      try {
+        if (uses_cache(v)) {
+          if (auto hit = exec.lookup(def.vertices[v], keys[v])) {
+            results[v] = std::move(*hit);
+            lookup_secs[v] = secs();
+            found[v] = Found::Hit;
+            return;
+          }
+        }
+      } catch (...) {
+        emit({Event::Kind::Start, v, {}, 0});
+        fail(v, std::current_exception(), secs());
+        return;
+      }
+      found[v] = Found::Miss;
+      for (int in : def.vertices[v].inputs)
+        if (!visited[in].exchange(true)) lookup_task(tg, in);
+    });
+  }
+
+  /// Phase 3, once `v`'s inputs are done: reports a hit or a step no result needs,
+  /// or runs a miss.
   void solve_one(int v) {
     auto t0 = std::chrono::steady_clock::now();
     auto secs = [&] {
@@ -102,17 +168,19 @@ struct Run {
     };
     const auto& vx = def.vertices[v];
     emit({Event::Kind::Start, v, {}, 0});
-    keys[v] = key_of(v);
-    const bool is_source = std::holds_alternative<graph::SourceOp>(vx.op);
-    const bool use_cache = !opts.no_cache || is_source;
-    if (use_cache) {
-      if (auto hit = exec.lookup(vx, keys[v])) {
-        results[v] = std::move(*hit);
-        solved[v] = true;
-        emit({Event::Kind::Cached, v, {}, secs()});
-        return;
-      }
+    if (found[v] == Found::Hit) {
+      solved[v] = true;
+      emit({Event::Kind::Cached, v, {}, lookup_secs[v]});
+      return;
     }
+    if (found[v] == Found::Unknown) {
+      // A later step's result was found: this one is covered by it, as in BuildKit.
+      exec.skipped(vx, keys[v]);
+      solved[v] = true;
+      emit({Event::Kind::Cached, v, {}, secs()});
+      return;
+    }
+    const bool use_cache = uses_cache(v);
     std::promise<ops::Result> promise;
     std::shared_future<ops::Result> theirs;
     {
@@ -225,6 +293,7 @@ ops::Result Solver::build(const graph::Definition& def, const ProgressFn& progre
     if (!run.needed[v]) continue;
     // An input listed twice counts twice, and is decremented twice.
     run.waiting[v] = static_cast<int>(def.vertices[v].inputs.size());
+    run.keys_waiting[v] = static_cast<int>(def.vertices[v].inputs.size());
     for (int in : def.vertices[v].inputs) run.dependents[in].push_back(v);
     if (def.vertices[v].inputs.empty()) ready.push_back(v);
   }
@@ -235,6 +304,21 @@ ops::Result Solver::build(const graph::Definition& def, const ProgressFn& progre
   tbb::global_control allow(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(workers));
   tbb::task_arena arena(workers);
   arena.execute([&] {
+    // Every key first, then the lookups from the result backwards, then the steps
+    // in dependency order: a step runs only when it missed and a result needs it.
+    {
+      tbb::task_group tg;
+      for (int v : ready) run.key_task(tg, v);
+      tg.wait();
+    }
+    if (run.failed) return;
+    {
+      tbb::task_group tg;
+      run.visited[def.result] = true;
+      run.lookup_task(tg, def.result);
+      tg.wait();
+    }
+    if (run.failed) return;
     tbb::task_group tg;
     for (int v : ready) run.schedule(tg, v);
     tg.wait();

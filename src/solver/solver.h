@@ -1,7 +1,8 @@
-// solver/solver.h — solves a graph::Definition: derives each vertex's cache key from
-// its op encoding, its inputs' keys and (for file-reading ops) a content checksum, then
-// runs every vertex whose inputs are ready in parallel (oneTBB), serving hits from the
-// cache index. Knows ops and cache keys, not Dockerfile syntax.
+// solver/solver.h — solves a graph::Definition: derives every vertex's cache key from
+// its op encoding, its inputs' keys and (for ops reading host files) a content
+// checksum, before anything runs; looks the keys up from the result backwards, so a
+// hit's inputs are never made or fetched; then runs the misses whose inputs are ready
+// in parallel (oneTBB). Knows ops and cache keys, not Dockerfile syntax.
 #pragma once
 
 #include <functional>
@@ -19,7 +20,8 @@ inline constexpr const char* kCacheKeyVersion = "builder-cache-key-v1";
 
 /// One progress event. Events of one vertex arrive in order: Start, then either Cached,
 /// or Miss, Log*, and Done or Error. (Error may also follow Start directly, when the
-/// cache key itself cannot be computed.)
+/// cache key itself cannot be computed or looked up.) A vertex whose result no step
+/// needs, because a step above it was a hit, is reported Cached as well.
 struct Event {
   enum class Kind { Start, Log, Cached, Miss, Done, Error };
   Kind kind;
@@ -50,7 +52,8 @@ class Solver {
  public:
   Solver(ops::Executor& executor, SolveOptions options);
   /// Solves the vertices the result depends on (others are never touched) and returns
-  /// the result's Result. `progress` is called serially (under a lock). Throws the
+  /// the result's Result. Only misses that a result needs run: below a hit nothing is
+  /// made, looked up or imported (Executor::skipped is told). `progress` is called serially (under a lock). Throws the
   /// first failure as base::Error with vertex() set to the failing vertex index.
   ops::Result build(const graph::Definition& def, const ProgressFn& progress);
 

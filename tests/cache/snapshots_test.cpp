@@ -76,7 +76,7 @@ TEST_CASE("snapshots: a pending snapshot dropped without commit leaves nothing")
   CHECK(f.snaps->list().empty());
 }
 
-TEST_CASE("snapshots: parents, blobs, list and remove") {
+TEST_CASE("snapshots: parents, blobs, creation dates, list and remove") {
   Fixture f;
   std::string a = f.snaps->create().commit("");
   std::string b = f.snaps->create().commit(a);
@@ -103,6 +103,12 @@ TEST_CASE("snapshots: parents, blobs, list and remove") {
   CHECK(info->media_type == "application/vnd.oci.image.layer.v1.tar+gzip");
   CHECK_THROWS_WITH_AS(f.snaps->set_blob("ffffffffffff", "", "", 0, ""),
                        "snapshot `ffffffffffff` not found", base::Error);
+
+  // A snapshot unpacked from a remote cache takes its layer's original date.
+  f.snaps->set_created(b, 1700000000);
+  CHECK(f.snaps->get(b)->created == 1700000000);
+  CHECK(f.snaps->get(a)->created != 1700000000);
+  CHECK_THROWS_WITH_AS(f.snaps->set_created("ffffffffffff", 1), "snapshot `ffffffffffff` not found", base::Error);
 
   f.snaps->remove(a);
   CHECK_FALSE(f.snaps->get(a));

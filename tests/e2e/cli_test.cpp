@@ -308,13 +308,13 @@ TEST_CASE("cli: images, inspect, tag and rmi behave as docker's") {
 
   Result rmi_id = root.builder({"rmi", short_id});
   CHECK_MESSAGE(rmi_id.status == 0, rmi_id.describe());
-  CHECK(rmi_id.out == "Untagged: busybox:latest\n");
+  CHECK(rmi_id.out == "Untagged: busybox:latest\nDeleted: " + busybox_id + "\n");
   CHECK(inspect_id(root, "busybox").empty());
 
   // Several names: each is handled, and one failure fails the command.
   Result rmi_mixed = root.builder({"rmi", "hello", "nope"});
   CHECK(rmi_mixed.status == 1);
-  CHECK(rmi_mixed.out == "Untagged: hello:latest\n");
+  CHECK(rmi_mixed.out.rfind("Untagged: hello:latest\nDeleted: sha256:", 0) == 0);
   CHECK(rmi_mixed.err == "Error: No such image: nope:latest\n");
   Result empty = root.builder({"images"});
   CHECK(lines_of(empty.out).size() == 1);

@@ -346,3 +346,189 @@ TEST_CASE("image verbs: rmi respects containers; image prune removes dangling im
   CHECK(group.status == 1);
   root.check_no_mounts();
 }
+
+namespace {
+
+/// A FROM scratch image holding /big: `bytes` bytes of 'a' (compresses to almost
+/// nothing, so compressed and uncompressed sizes differ by orders of magnitude).
+fs::path big_file_context(const TestRoot& root, size_t bytes) {
+  fs::path ctx = root.work() / "bigctx";
+  builder::e2e::write_file(ctx / "Dockerfile", "FROM scratch\nCOPY big /big\n");
+  builder::e2e::write_file(ctx / "big", std::string(bytes, 'a'));
+  return ctx;
+}
+
+/// The uncompressed length of the image's only layer, read from the store with gzip(1).
+size_t plain_layer_size(const TestRoot& root, const std::string& ref) {
+  std::string manifest = inspect_format(root, ref, "{{.Descriptor.digest}}");
+  auto m = builder::base::Json::parse(
+      builder::e2e::slurp(root.store() / "content/blobs/sha256" / manifest.substr(7, 64)));
+  REQUIRE(m["layers"].size() == 1);
+  std::string blob = m["layers"][0]["digest"].get<std::string>().substr(7);
+  fs::path path = root.store() / "content/blobs/sha256" / blob;
+  CHECK(fs::file_size(path) < 20000);  // compressed: the case below tells the two apart
+  Result z = builder::e2e::run_process({"gzip", "-dc", path.string()});
+  REQUIRE_MESSAGE(z.status == 0, z.describe());
+  return z.out.size();
+}
+
+}  // namespace
+
+TEST_CASE("image verbs: a build without -t leaves a <none> image that rmi and image prune remove") {
+  if (!builder::test::have_root()) return;
+  TestRoot root;
+  fs::path ctx = big_file_context(root, 1000);
+  Result b = root.builder({"build", ctx.string()});
+  REQUIRE_MESSAGE(b.status == 0, b.describe());
+  REQUIRE(std::regex_match(b.out, std::regex("sha256:[0-9a-f]{64}\n")));
+  std::string id = b.out.substr(0, 71);
+  // docker's exporter line: the image ID, and no name.
+  CHECK_MESSAGE(b.err.find("writing image " + id + " done\n") != std::string::npos, b.err);
+  CHECK(b.err.find("naming to") == std::string::npos);
+
+  for (std::vector<std::string> args : {std::vector<std::string>{"images"}, {"images", "-a"}, {"image", "ls"}}) {
+    Result images = root.builder(args);
+    REQUIRE_MESSAGE(images.status == 0, images.describe());
+    auto rows = table_rows(images.out);
+    REQUIRE_MESSAGE(rows.size() == 1, images.out);
+    CHECK(rows[0][0] == "<none>");
+    CHECK(rows[0][1] == "<none>");
+    CHECK(rows[0][2] == id.substr(7, 12));
+  }
+  CHECK(root.builder({"images", "-q", "--filter", "dangling=true"}).out == id.substr(7, 12) + "\n");
+
+  Result rmi = root.builder({"rmi", id.substr(7, 12)});
+  CHECK_MESSAGE(rmi.status == 0, rmi.describe());
+  CHECK(rmi.out == "Deleted: " + id + "\n");
+  CHECK(rmi.err.empty());
+  CHECK(table_rows(root.builder({"images"}).out).empty());
+  CHECK(root.builder({"rmi", id.substr(7, 12)}).err == "Error: No such image: " + id.substr(7, 12) + ":latest\n");
+
+  // The same build again (all cached) records the image again; prune removes it.
+  Result again = root.builder({"build", "-q", ctx.string()});
+  REQUIRE_MESSAGE(again.status == 0, again.describe());
+  CHECK(again.out == id + "\n");
+  CHECK(root.builder({"images", "-q"}).out == id.substr(7, 12) + "\n");
+  Result pr = root.builder({"image", "prune", "-f"});
+  REQUIRE_MESSAGE(pr.status == 0, pr.describe());
+  CHECK_MESSAGE(std::regex_match(pr.out, std::regex("Deleted Images:\ndeleted: " + id +
+                                                    "\n\nTotal reclaimed space: [0-9.]+(B|kB)\n")),
+                pr.out);
+  CHECK(root.builder({"images", "-q"}).out.empty());
+  root.check_no_mounts();
+}
+
+TEST_CASE("image verbs: a re-tag leaves the old image <none>; rmi prints Untagged and Deleted per ref") {
+  if (!builder::test::have_root()) return;
+  TestRoot root;
+  fs::path ctx = big_file_context(root, 10);
+  Result one = root.builder({"build", "-q", "-t", "app", ctx.string()});
+  REQUIRE_MESSAGE(one.status == 0, one.describe());
+  builder::e2e::write_file(ctx / "big", "changed");
+  Result two = root.builder({"build", "-t", "app", ctx.string()});
+  REQUIRE_MESSAGE(two.status == 0, two.describe());
+  CHECK_MESSAGE(two.err.find("writing image " + two.out.substr(0, 71) + " done\nnaming to app:latest done\n") !=
+                    std::string::npos,
+                two.err);
+  std::string old_id = one.out.substr(0, 71), new_id = two.out.substr(0, 71);
+  REQUIRE(old_id != new_id);
+  auto rows = table_rows(root.builder({"images"}).out);
+  REQUIRE(rows.size() == 2);
+  std::map<std::string, std::string> by_id;
+  for (const auto& r : rows) by_id[r[2]] = r[0] + ":" + r[1];
+  CHECK(by_id[old_id.substr(7, 12)] == "<none>:<none>");
+  CHECK(by_id[new_id.substr(7, 12)] == "app:latest");
+
+  REQUIRE(root.builder({"tag", "app", "other:1"}).status == 0);
+  REQUIRE(root.builder({"tag", "app", "third"}).status == 0);
+  // Several refs, one unknown: the others are processed, the error comes last, exit 1.
+  Result r = root.builder({"rmi", "other:1", "nope", "third"});
+  CHECK(r.status == 1);
+  CHECK(r.out == "Untagged: other:1\nUntagged: third:latest\n");  // app still names the image
+  CHECK(r.err == "Error: No such image: nope:latest\n");
+  // By ID with two names: refused without -f, both names and the image go with it.
+  REQUIRE(root.builder({"tag", "app", "other:2"}).status == 0);
+  Result refused = root.builder({"rmi", new_id.substr(7, 12)});
+  CHECK(refused.status == 1);
+  CHECK(refused.out.empty());
+  CHECK(refused.err == "Error: conflict: unable to delete " + new_id.substr(7, 12) +
+                           " (must be forced) - image is referenced in multiple repositories\n");
+  // -f: an unknown ref is reported but is no failure (as docker rmi -f).
+  Result forced = root.builder({"rmi", "-f", new_id.substr(7, 12), "gone:1"});
+  CHECK_MESSAGE(forced.status == 0, forced.describe());
+  CHECK(forced.out == "Untagged: app:latest\nUntagged: other:2\nDeleted: " + new_id + "\n");
+  CHECK(forced.err == "Error: No such image: gone:1\n");
+  // A last name goes with its image; a dangling image by ID is just deleted.
+  REQUIRE(root.builder({"tag", old_id.substr(7, 12), "back:1"}).status == 0);
+  CHECK(root.builder({"image", "remove", "back:1"}).out == "Untagged: back:1\nDeleted: " + old_id + "\n");
+  CHECK(table_rows(root.builder({"images"}).out).empty());
+  Result none = root.builder({"rmi", "--no-prune", "nope"});
+  CHECK(none.status == 1);
+}
+
+TEST_CASE("image verbs: SIZE is the uncompressed layer size in images, history and inspect") {
+  if (!builder::test::have_root()) return;
+  TestRoot root;
+  fs::path ctx = big_file_context(root, 1234567);
+  Result b = root.builder({"build", "-q", "-t", "big", ctx.string()});
+  REQUIRE_MESSAGE(b.status == 0, b.describe());
+  size_t plain = plain_layer_size(root, "big");
+  CHECK(plain > 1234567);
+  CHECK(plain < 1240000);  // one file's header, padding and the end-of-archive blocks
+  CHECK(inspect_format(root, "big", "{{.Size}}") == std::to_string(plain) + "\n");
+  auto rows = table_rows(root.builder({"images"}).out);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0][4] == "1.24MB");  // docker's 3 significant digits, decimal units
+  auto hist = table_rows(root.builder({"image", "history", "big"}).out);
+  REQUIRE(hist.size() == 1);
+  CHECK(hist[0][3] == "1.24MB");
+
+  // A store that only loaded the image (no size recorded) computes the same size.
+  Result s = root.builder({"save", "big"});
+  REQUIRE(s.status == 0);
+  TestRoot other;
+  REQUIRE(other.builder_with_input({"load"}, s.out).status == 0);
+  CHECK(inspect_format(other, "big", "{{.Size}}") == std::to_string(plain) + "\n");
+  CHECK(table_rows(other.builder({"images"}).out)[0][4] == "1.24MB");
+}
+
+TEST_CASE("image verbs: images and image history --format; image prune --filter") {
+  if (!builder::test::have_root()) return;
+  TestRoot root;
+  REQUIRE(root.import_busybox());
+  build_app(root, "app", "x");
+  std::string id = id_of(root, "app");
+  Result plain = root.builder({"images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}", "app"});
+  CHECK_MESSAGE(plain.out == "app:latest " + id.substr(7, 12) + "\n", plain.describe());
+  // A typed \t is a tab, and "table" lays the columns out under a header.
+  Result table = root.builder({"images", "--format", "table {{.Repository}}\\t{{.Size}}", "app"});
+  auto lines = lines_of(table.out);
+  REQUIRE_MESSAGE(lines.size() == 2, table.describe());
+  CHECK(lines[0] == "REPOSITORY   SIZE");
+  CHECK(std::regex_match(lines[1], std::regex("app          [0-9.]+MB")));
+  Result json = root.builder({"images", "--format", "json", "app"});
+  auto j = builder::base::Json::parse(json.out);
+  CHECK(j["Repository"] == "app");
+  CHECK(j["Tag"] == "latest");
+  CHECK(j["ID"] == id.substr(7, 12));
+  CHECK(j["Containers"] == "N/A");  // as docker images (only docker system df counts them)
+  CHECK(std::regex_match(j["CreatedAt"].get<std::string>(),
+                         std::regex("[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{4} .+")));
+  Result bad = root.builder({"images", "--format", "{{.Nope}}"});
+  CHECK(bad.status == 1);
+  CHECK(bad.out.empty());
+  Result hist = root.builder({"image", "history", "--format", "{{.ID}}|{{.Size}}", "app"});
+  REQUIRE_MESSAGE(hist.status == 0, hist.describe());
+  CHECK(lines_of(hist.out).size() == 7);
+  CHECK(lines_of(hist.out)[0] == id.substr(7, 12) + "|0B");
+
+  // prune -a with a label filter takes only the labelled image (app has a=b).
+  Result badf = root.builder({"image", "prune", "-f", "--filter", "dangling=true"});
+  CHECK(badf.status == 1);
+  CHECK(badf.err == "builder: error: unsupported filter `dangling`: image prune supports until=, label= and label!=\n");
+  Result keep = root.builder({"image", "prune", "-a", "-f", "--filter", "until=1h"});  // all newer than 1h ago
+  CHECK(keep.out == "Total reclaimed space: 0B\n");
+  Result pr = root.builder({"image", "prune", "-a", "-f", "--filter", "label=a=b"});
+  CHECK_MESSAGE(pr.out.find("Deleted Images:\nuntagged: app:latest\ndeleted: " + id + "\n\n") == 0, pr.out);
+  CHECK(root.builder({"images", "--format", "{{.Repository}}"}).out == "busybox\n");
+}

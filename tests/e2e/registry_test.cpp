@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "base/digest.h"
+#include "base/json.h"
 #include "registry_util.h"
 
 using builder::e2e::builder_env;
@@ -485,4 +486,309 @@ TEST_CASE("registry: credentials are never sent to the host a blob is redirected
   CHECK_MESSAGE(std::regex_search(record, std::regex("main GET /v2/redirect/app/blobs/\\S+ auth=yes")), record);
   CHECK_MESSAGE(std::regex_search(record, std::regex("redirect GET /storage/\\S+ auth=no")), record);
   CHECK_MESSAGE(!std::regex_search(record, std::regex("redirect \\S+ \\S+ auth=yes")), record);
+}
+
+namespace {
+
+/// A temp dir of docker-credential-<name> copies of testdata's credential-helper.sh (see
+/// the script: -broken fails, others keep credentials under store-<name>/), and the PATH
+/// that puts it first.
+class CredentialHelpers {
+ public:
+  explicit CredentialHelpers(std::initializer_list<std::string> names) : dir_("cred-helpers") {
+    REQUIRE(dir_.ok());
+    for (const auto& n : names) {
+      const fs::path p = dir_.path() / ("docker-credential-" + n);
+      fs::copy_file(testdata("e2e/registry/credential-helper.sh"), p);
+      fs::permissions(p, fs::perms(0755));
+    }
+  }
+  std::string path_env() const {
+    const char* old = std::getenv("PATH");
+    return "PATH=" + dir_.path().string() + ":" + (old ? old : "/usr/bin:/bin");
+  }
+  /// What helper `name` holds for `server` (its stored JSON), "" if nothing.
+  std::string stored(const std::string& name, const std::string& server) const {
+    std::string key;
+    for (char c : server) key += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '_';
+    return slurp(dir_.path() / ("store-" + name) / key);
+  }
+  std::string calls(const std::string& name) const { return slurp(dir_.path() / ("store-" + name) / "calls.log"); }
+
+ private:
+  builder::e2e::ScratchDir dir_;
+};
+
+}  // namespace
+
+TEST_CASE("registry: credential helpers: login stores through credsStore, push and pull use it, logout erases") {
+  if (!builder::test::have_root()) return;
+  TestRegistry reg(RegistryAuth::Basic);
+  if (!reg.started()) return;
+  DockerConfigDir cfg;
+  CredentialHelpers helpers({"test", "other", "x-broken"});
+  const std::vector<std::string> env{cfg.env(), helpers.path_env()};
+  builder::e2e::write_file(cfg.config_json(), R"({"credsStore": "test"})");
+  TestRoot a;
+  REQUIRE(a.import_busybox());
+  const std::string ref = reg.ref("helper/app:1");
+  Result b = builder_env(a, env, {"build", "-t", ref, testdata("e2e/registry/app")});
+  REQUIRE_MESSAGE(b.status == 0, b.describe());
+
+  // The helper has nothing yet: anonymous, refused by the registry.
+  Result anon = builder_env(a, env, {"push", ref});
+  check_clean_failure(anon);
+  CHECK_MESSAGE(contains_any(anon.err, {"401", "login"}), anon.describe());
+
+  // login: the secret goes to the helper (Docker's JSON on its stdin); config.json gets
+  // an empty entry for the registry and no secret.
+  Result login = builder_env(a, env, {"login", "-u", reg.user(), "--password-stdin", reg.host()}, reg.password());
+  REQUIRE_MESSAGE(login.status == 0, login.describe() << "\n" << reg.log());
+  CHECK_MESSAGE(login.err.find("unencrypted") == std::string::npos, login.describe());
+  const std::string stored = helpers.stored("test", reg.host());
+  REQUIRE_MESSAGE(!stored.empty(), helpers.calls("test"));
+  auto j = builder::base::Json::parse(stored);
+  CHECK(j["ServerURL"] == reg.host());
+  CHECK(j["Username"] == reg.user());
+  CHECK(j["Secret"] == reg.password());
+  const std::string config = slurp(cfg.config_json());
+  CHECK_MESSAGE(config.find(reg.password()) == std::string::npos, config);
+  CHECK_MESSAGE(config.find("\"auth\"") == std::string::npos, config);
+  auto cj = builder::base::Json::parse(config);
+  CHECK(cj["credsStore"] == "test");
+  CHECK(cj["auths"][reg.host()] == builder::base::Json::object());
+
+  // push and pull authenticate with what the helper gives.
+  Result push = builder_env(a, env, {"push", ref});
+  REQUIRE_MESSAGE(push.status == 0, push.describe() << "\n" << reg.log());
+  TestRoot b2;
+  Result pull = builder_env(b2, env, {"pull", ref});
+  REQUIRE_MESSAGE(pull.status == 0, pull.describe() << "\n" << reg.log());
+  Result run = builder_env(b2, env, {"run", "--rm", ref});
+  CHECK_MESSAGE(run.out == "hello through a registry\nbuilt by a RUN step\n", run.describe());
+  CHECK_MESSAGE(helpers.calls("test").find("get") != std::string::npos, helpers.calls("test"));
+
+  // logout erases through the helper and drops the auths entry; pulls are refused again.
+  Result logout = builder_env(a, env, {"logout", reg.host()});
+  CHECK_MESSAGE(logout.status == 0, logout.describe());
+  CHECK_MESSAGE(logout.out.find("Removing login credentials for " + reg.host()) != std::string::npos,
+                logout.describe());
+  CHECK(helpers.stored("test", reg.host()).empty());
+  CHECK(helpers.calls("test").find("erase") != std::string::npos);
+  CHECK_FALSE(builder::base::Json::parse(slurp(cfg.config_json()))["auths"].contains(reg.host()));
+  TestRoot c;
+  Result denied = builder_env(c, env, {"pull", ref});
+  check_clean_failure(denied);
+  CHECK_MESSAGE(contains_any(denied.err, {"401", "login"}), denied.describe());
+
+  // credHelpers beats credsStore: with a broken credsStore, the registry's own helper is
+  // the one asked (login stores there, pull works), the broken one never runs.
+  builder::e2e::write_file(cfg.config_json(),
+                           R"({"credsStore": "x-broken", "credHelpers": {")" + reg.host() + R"(": "other"}})");
+  Result login2 = builder_env(a, env, {"login", "-u", reg.user(), "--password-stdin", reg.host()}, reg.password());
+  REQUIRE_MESSAGE(login2.status == 0, login2.describe());
+  CHECK(builder::base::Json::parse(helpers.stored("other", reg.host()))["Secret"] == reg.password());
+  Result pull2 = builder_env(c, env, {"pull", ref});
+  CHECK_MESSAGE(pull2.status == 0, pull2.describe());
+  CHECK_MESSAGE(helpers.calls("x-broken").empty(), helpers.calls("x-broken"));
+
+  // A failing helper is an error naming it and its message, not anonymous access.
+  builder::e2e::write_file(cfg.config_json(), R"({"credsStore": "x-broken"})");
+  TestRoot d;
+  Result broken = builder_env(d, env, {"pull", ref});
+  check_clean_failure(broken);
+  CHECK_MESSAGE(broken.err.find("docker-credential-x-broken") != std::string::npos, broken.describe());
+  CHECK_MESSAGE(broken.err.find("the keychain is locked") != std::string::npos, broken.describe());
+  CHECK(builder_env(d, env, {"inspect", ref}).status != 0);
+  // A helper that is not installed: the same, saying so.
+  builder::e2e::write_file(cfg.config_json(), R"({"credsStore": "not-installed"})");
+  Result missing = builder_env(d, env, {"login", "-u", reg.user(), "--password-stdin", reg.host()}, reg.password());
+  check_clean_failure(missing);
+  CHECK_MESSAGE(missing.err.find("docker-credential-not-installed` not found in PATH") != std::string::npos,
+                missing.describe());
+  d.check_no_mounts();
+  b2.check_no_mounts();
+}
+
+TEST_CASE("registry: --insecure-registry: a plain-http registry on a non-loopback address needs it") {
+  if (!builder::test::have_root()) return;
+  const std::string ip = builder::e2e::non_loopback_ipv4();
+  if (ip.empty()) {
+    MESSAGE("this host has no non-loopback IPv4 address: skipped");
+    return;
+  }
+  TestRegistry reg(builder::e2e::RegistryListen{ip, false});
+  if (!reg.started()) return;
+  DockerConfigDir cfg;
+  // No proxy from the environment may see this address.
+  const std::vector<std::string> env{cfg.env(), "no_proxy=" + ip, "NO_PROXY=" + ip};
+  TestRoot a;
+  REQUIRE(a.import_busybox());
+  const std::string ref = reg.ref("insecure/app:1");
+  Result b = builder_env(a, env, {"build", "-t", ref, testdata("e2e/registry/app")});
+  REQUIRE_MESSAGE(b.status == 0, b.describe());
+
+  // Not listed: https only, which a plain-http server cannot speak; the error says what to do.
+  Result refused = builder_env(a, env, {"push", ref});
+  check_clean_failure(refused);
+  CHECK_MESSAGE(refused.err.find("--insecure-registry " + reg.host()) != std::string::npos, refused.describe());
+  CHECK_MESSAGE(contains_any(refused.err, {"tls", "ssl"}), refused.describe());
+
+  // Listed: https is tried, fails, and plain http is used.
+  Result push = builder_env(a, env, {"push", "--insecure-registry", reg.host(), ref});
+  REQUIRE_MESSAGE(push.status == 0, push.describe() << "\n" << reg.log());
+  // An IP network lists it too; an empty root pulls and runs it.
+  TestRoot b2;
+  Result pull = builder_env(b2, env, {"pull", "--insecure-registry", ip + "/32", ref});
+  REQUIRE_MESSAGE(pull.status == 0, pull.describe() << "\n" << reg.log());
+  Result run = builder_env(b2, env, {"run", "--rm", ref});
+  CHECK_MESSAGE(run.out == "hello through a registry\nbuilt by a RUN step\n", run.describe());
+  // build takes the same option for FROM pulls.
+  const std::string base_ref = reg.ref("insecure/base:1");
+  Result base = builder_env(a, env, {"build", "--build-arg", "V=insecure", "-t", base_ref, testdata("e2e/registry/base")});
+  REQUIRE_MESSAGE(base.status == 0, base.describe());
+  REQUIRE(builder_env(a, env, {"push", "--insecure-registry", reg.host(), base_ref}).status == 0);
+  TestRoot c;
+  const std::vector<std::string> consumer{"--build-arg", "BASE=" + base_ref, "-t", "consumer",
+                                          testdata("e2e/registry/consumer")};
+  std::vector<std::string> build{"build", "--insecure-registry", reg.host()};
+  build.insert(build.end(), consumer.begin(), consumer.end());
+  Result from = builder_env(c, env, build);
+  CHECK_MESSAGE(from.status == 0, from.describe() << "\n" << reg.log());
+  Result seen = builder_env(c, env, {"run", "--rm", "consumer"});
+  CHECK_MESSAGE(seen.out == "insecure\n", seen.describe());
+  std::vector<std::string> unlisted{"build", "--pull"};
+  unlisted.insert(unlisted.end(), consumer.begin(), consumer.end());
+  Result from_refused = builder_env(c, env, unlisted);
+  check_clean_failure(from_refused);
+  CHECK_MESSAGE(from_refused.err.find("--insecure-registry " + reg.host()) != std::string::npos,
+                from_refused.describe());
+
+  // Malformed values are refused by every verb, before anything runs.
+  for (const auto& verb : {"pull", "push", "build", "login"}) {
+    CAPTURE(verb);
+    Result bad = builder_env(a, env, {verb, "--insecure-registry", "http://" + reg.host(), ref});
+    check_clean_failure(bad);
+    CHECK_MESSAGE(bad.err.find("without a scheme") != std::string::npos, bad.describe());
+  }
+  b2.check_no_mounts();
+  c.check_no_mounts();
+}
+
+TEST_CASE("registry: --insecure-registry: a self-signed https registry is refused without it, used with it") {
+  if (!builder::test::have_root()) return;
+  const std::string ip = builder::e2e::non_loopback_ipv4();
+  if (ip.empty()) {
+    MESSAGE("this host has no non-loopback IPv4 address: skipped");
+    return;
+  }
+  TestRegistry reg(builder::e2e::RegistryListen{ip, true});
+  if (!reg.started()) return;
+  DockerConfigDir cfg;
+  const std::vector<std::string> env{cfg.env(), "no_proxy=" + ip, "NO_PROXY=" + ip};
+  TestRoot a;
+  REQUIRE(a.import_busybox());
+  const std::string ref = reg.ref("tls/app:1");
+  Result b = builder_env(a, env, {"build", "-t", ref, testdata("e2e/registry/app")});
+  REQUIRE_MESSAGE(b.status == 0, b.describe());
+
+  const auto start = std::chrono::steady_clock::now();
+  Result refused = builder_env(a, env, {"push", ref});
+  const auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  check_clean_failure(refused);
+  CHECK_MESSAGE(lower(refused.err).find("certificate") != std::string::npos, refused.describe());
+  CHECK_MESSAGE(refused.err.find("--insecure-registry " + reg.host()) != std::string::npos, refused.describe());
+  CHECK_MESSAGE(secs < 2, "an untrusted certificate was retried: " << secs << " s");
+
+  // Listed: https without verification (plain http would get the TLS server's 400).
+  Result push = builder_env(a, env, {"push", "--insecure-registry", reg.host(), ref});
+  REQUIRE_MESSAGE(push.status == 0, push.describe() << "\n" << reg.log());
+  TestRoot b2;
+  Result pull_refused = builder_env(b2, env, {"pull", ref});
+  check_clean_failure(pull_refused);
+  CHECK_MESSAGE(lower(pull_refused.err).find("certificate") != std::string::npos, pull_refused.describe());
+  Result pull = builder_env(b2, env, {"pull", "--insecure-registry", ip, ref});
+  REQUIRE_MESSAGE(pull.status == 0, pull.describe() << "\n" << reg.log());
+  Result run = builder_env(b2, env, {"run", "--rm", ref});
+  CHECK_MESSAGE(run.out == "hello through a registry\nbuilt by a RUN step\n", run.describe());
+  b2.check_no_mounts();
+}
+
+TEST_CASE("registry: an image pulled through an index is found by the index digest in every verb") {
+  if (!builder::test::have_root()) return;
+  if (!builder::e2e::require_tool("curl")) return;
+  TestRegistry reg;
+  if (!reg.started()) return;
+  DockerConfigDir cfg;
+  TestRoot a;
+  REQUIRE(a.import_busybox());
+  // Two images in one repository: the app (for linux/amd64) and a base (for linux/arm64).
+  const std::string amd = reg.ref("multi/app:amd64"), arm = reg.ref("multi/app:arm64");
+  REQUIRE(bx(a, cfg, {"build", "-t", amd, testdata("e2e/registry/app")}).status == 0);
+  REQUIRE(bx(a, cfg, {"build", "--build-arg", "V=arm", "-t", arm, testdata("e2e/registry/base")}).status == 0);
+  const std::string app_id = image_id_of(a, cfg, amd);
+  auto pushed = [&](const std::string& ref) {
+    Result p = bx(a, cfg, {"push", ref});
+    REQUIRE_MESSAGE(p.status == 0, p.describe());
+    static const std::regex re(R"re(digest: (sha256:[0-9a-f]{64}) size: (\d+))re");
+    std::smatch m;
+    REQUIRE_MESSAGE(std::regex_search(p.out, m, re), p.out);
+    return std::make_pair(std::string(m[1]), std::stoull(m[2]));
+  };
+  auto [amd_digest, amd_size] = pushed(amd);
+  auto [arm_digest, arm_size] = pushed(arm);
+
+  // An OCI index listing arm64 first, PUT under the tag `1`.
+  builder::base::Json index = {
+      {"schemaVersion", 2},
+      {"mediaType", "application/vnd.oci.image.index.v1+json"},
+      {"manifests",
+       {{{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+         {"digest", arm_digest},
+         {"size", arm_size},
+         {"platform", {{"architecture", "arm64"}, {"os", "linux"}}}},
+        {{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+         {"digest", amd_digest},
+         {"size", amd_size},
+         {"platform", {{"architecture", "amd64"}, {"os", "linux"}}}}}}};
+  const std::string index_bytes = index.dump();
+  const std::string index_digest = builder::base::Digest::of(index_bytes).str();
+  builder::e2e::write_file(a.work() / "index.json", index_bytes);
+  Result put = run_process({"curl", "-fsS", "-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.index.v1+json",
+                            "--data-binary", "@" + (a.work() / "index.json").string(),
+                            "http://" + reg.host() + "/v2/multi/app/manifests/1"});
+  REQUIRE_MESSAGE(put.status == 0, put.describe() << "\n" << reg.log());
+
+  // An empty root pulls the tag: the index selects the amd64 image.
+  TestRoot b2;
+  Result pull = bx(b2, cfg, {"pull", reg.ref("multi/app:1")});
+  REQUIRE_MESSAGE(pull.status == 0, pull.describe() << "\n" << reg.log());
+  CHECK(image_id_of(b2, cfg, reg.ref("multi/app:1")) == app_id);
+
+  // Every verb takes name@<index digest> and the bare index digest.
+  const std::string by_index = reg.ref("multi/app@" + index_digest);
+  CHECK(image_id_of(b2, cfg, by_index) == app_id);
+  CHECK(image_id_of(b2, cfg, index_digest) == app_id);
+  Result run = bx(b2, cfg, {"run", "--rm", by_index});
+  CHECK_MESSAGE(run.status == 0, run.describe());
+  CHECK_MESSAGE(run.out == "hello through a registry\nbuilt by a RUN step\n", run.describe());
+  Result tag = bx(b2, cfg, {"tag", by_index, "local/by-index:1"});
+  CHECK_MESSAGE(tag.status == 0, tag.describe());
+  CHECK(image_id_of(b2, cfg, "local/by-index:1") == app_id);
+  // The platform manifest's own digest still works, and an unknown digest is not found.
+  CHECK(image_id_of(b2, cfg, reg.ref("multi/app@" + amd_digest)) == app_id);
+  Result unknown = bx(b2, cfg, {"inspect", reg.ref("multi/app@" + builder::base::Digest::of("nothing").str())});
+  check_clean_failure(unknown);
+
+  // Pruning the build cache keeps the index with the image.
+  Result prune = bx(b2, cfg, {"prune", "-a", "-f"});
+  CHECK_MESSAGE(prune.status == 0, prune.describe());
+  CHECK(fs::exists(b2.store() / "content" / "blobs" / "sha256" / index_digest.substr(7)));
+  CHECK(image_id_of(b2, cfg, by_index) == app_id);
+
+  // Removing the image forgets its index digest too.
+  Result rmi = bx(b2, cfg, {"rmi", "-f", app_id});
+  CHECK_MESSAGE(rmi.status == 0, rmi.describe());
+  CHECK(bx(b2, cfg, {"inspect", by_index}).status != 0);
+  b2.check_no_mounts();
 }

@@ -14,6 +14,8 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -132,9 +134,10 @@ inline int free_port() {
   return port;
 }
 
-/// The status code of `GET path` on 127.0.0.1:port over plain HTTP/1.0, or -1 when nothing
-/// answers. Enough to wait for a server to listen; tests use builder or skopeo for real traffic.
-inline int http_get_status(int port, const std::string& path) {
+/// The status code of `GET path` on ip:port (IPv4) over plain HTTP/1.0, or -1 when nothing
+/// answers. Enough to wait for a server to listen (a TLS server answers it with 400); tests
+/// use builder or skopeo for real traffic.
+inline int http_get_status(int port, const std::string& path, const std::string& ip = "127.0.0.1") {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   timeval tv{2, 0};
@@ -142,11 +145,14 @@ inline int http_get_status(int port, const std::string& path) {
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   sockaddr_in a{};
   a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1) {
+    ::close(fd);
+    return -1;
+  }
   a.sin_port = htons(static_cast<uint16_t>(port));
   int status = -1;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n\r\n";
+    std::string req = "GET " + path + " HTTP/1.0\r\nHost: " + ip + ":" + std::to_string(port) + "\r\n\r\n";
     if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
       char buf[64] = {};
       ssize_t n = ::read(fd, buf, sizeof buf - 1);
@@ -206,6 +212,29 @@ enum class RegistryAuth {
   Token,  ///< Bearer token auth through token_server.py, which checks user() / password()
 };
 
+/// The first non-loopback IPv4 address of this host ("" if it has none): a registry
+/// there is not loopback to builder, so its --insecure-registry rules apply as to a
+/// remote one, while the traffic stays on this machine.
+inline std::string non_loopback_ipv4() {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return {};
+  std::string found;
+  for (ifaddrs* i = list; i && found.empty(); i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || (i->ifa_flags & IFF_LOOPBACK) || !(i->ifa_flags & IFF_UP))
+      continue;
+    char buf[INET_ADDRSTRLEN] = {};
+    if (::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof buf)) found = buf;
+  }
+  ::freeifaddrs(list);
+  return found;
+}
+
+/// Where a TestRegistry listens and how.
+struct RegistryListen {
+  std::string address = "127.0.0.1";  ///< an IPv4 address of this host
+  bool tls = false;                   ///< https with a fresh self-signed certificate
+};
+
 /// Debian's docker-registry on 127.0.0.1:<free port> with its own storage, in a temp dir.
 /// Construct it, then check started(): false means skipped (docker-registry, htpasswd,
 /// openssl or python3-jwt missing: a MESSAGE, or a FAIL under CI) or failed to start (a
@@ -229,6 +258,15 @@ class TestRegistry {
     REQUIRE_MESSAGE(dir_.ok(), "mkdtemp failed");
     started_ = start();
   }
+  /// A registry without auth at `listen` (an address and/or TLS with a self-signed
+  /// certificate for that address, made by openssl).
+  explicit TestRegistry(RegistryListen listen)
+      : auth_(RegistryAuth::None), user_(), password_(), dir_("registry"), listen_(std::move(listen)) {
+    if (!require_tool("docker-registry")) return;
+    if (listen_.tls && !require_tool("openssl")) return;
+    REQUIRE_MESSAGE(dir_.ok(), "mkdtemp failed");
+    started_ = start();
+  }
   TestRegistry(const TestRegistry&) = delete;
   TestRegistry& operator=(const TestRegistry&) = delete;
   ~TestRegistry() {
@@ -238,7 +276,7 @@ class TestRegistry {
 
   /// True when the registry answers on host(); false when skipped or failed (reported).
   bool started() const { return started_; }
-  /// "127.0.0.1:PORT".
+  /// "127.0.0.1:PORT" (or the RegistryListen address).
   const std::string& host() const { return host_; }
   /// host() + "/" + repo_and_tag, e.g. ref("x/app:1") = "127.0.0.1:PORT/x/app:1".
   std::string ref(const std::string& repo_and_tag) const { return host_ + "/" + repo_and_tag; }
@@ -277,6 +315,15 @@ class TestRegistry {
     fs::create_directories(d / "storage");
     std::map<std::string, std::string> vars{{"STORAGE", (d / "storage").string()}};
     std::string tmpl = "config-none.yml";
+    if (listen_.tls) {
+      tmpl = "config-tls.yml";
+      Result c = run_process({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                              "/CN=" + listen_.address, "-addext", "subjectAltName=IP:" + listen_.address, "-keyout",
+                              (d / "tls.key").string(), "-out", (d / "tls.crt").string()});
+      if (c.status != 0) return fail("openssl req failed: " + c.describe());
+      vars["CERT"] = (d / "tls.crt").string();
+      vars["KEY"] = (d / "tls.key").string();
+    }
     if (auth_ == RegistryAuth::Basic) {
       tmpl = "config-htpasswd.yml";
       Result h = run_process({"htpasswd", "-Bbn", user_, password_});
@@ -295,13 +342,13 @@ class TestRegistry {
     for (int attempt = 0; attempt < 3; ++attempt) {
       int port = free_port();
       if (port <= 0) return fail("no free port");
-      host_ = "127.0.0.1:" + std::to_string(port);
+      host_ = listen_.address + ":" + std::to_string(port);
       vars["ADDR"] = host_;
       write_file(d / "config.yml", fill_template(config_text, vars));
       if (!registry_.start({"docker-registry", "serve", (d / "config.yml").string()}, d / "registry.log"))
         return fail("fork failed");
       // Any HTTP answer to /v2/ (200, or 401 with auth) means it is serving.
-      bool up = wait_until([&] { return http_get_status(port, "/v2/") > 0; }, registry_,
+      bool up = wait_until([&] { return http_get_status(port, "/v2/", listen_.address) > 0; }, registry_,
                            std::chrono::seconds(15));
       if (up && registry_.alive()) return true;
       registry_.stop();
@@ -336,6 +383,7 @@ class TestRegistry {
   std::string user_, password_;
   ScratchDir dir_;
   BackgroundProcess registry_, token_server_;
+  RegistryListen listen_;
   std::string host_;
   int token_port_ = 0;
   bool started_ = false;

@@ -7,10 +7,13 @@
 #include <sys/time.h>
 #include <zstd.h>
 
+#include <chrono>
 #include <map>
 #include <random>
+#include <thread>
 
 #include "base/error.h"
+#include "cache/gc.h"
 #include "image/layer.h"
 #include "image/store.h"
 #include "image/tar_io.h"
@@ -408,4 +411,67 @@ TEST_CASE("compress: max_mtime clamps entry times when writing, ingesting and on
   auto ingested = image::ingest_layer(fd.get(), r.store.blobs(), with(Compression::Gzip, -1, epoch));
   CHECK(ingested.diff_id == clamped.diff_id);
   CHECK(ingested.digest == clamped.digest);
+}
+
+TEST_CASE("compress: a remembered conversion is leased as it is looked up, so a prune before its use keeps it") {
+  Root r;
+  std::string tree = make_tree(r, "tree");
+  auto gz = image::write_dir_layer(tree, r.store.blobs());
+  image::Descriptor src{gz.media_type, gz.digest, gz.size};
+  // The source is an image's layer (never pruned); its zstd copy is only remembered.
+  cache::ImageRefsFn images = [&] { return cache::ImageRefs{{gz.digest.str()}, {}}; };
+  const cache::PruneOptions all{true, std::nullopt, std::nullopt};
+  CompressionSpec zstd{Compression::Zstd};
+  auto remember = [&] {
+    auto z = image::convert_layer(r.store, src, gz.diff_id, zstd);
+    // Past GC's clock slack: written before any lease below, so not kept as fresh.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    return z;
+  };
+
+  // Without a lease, a prune between the lookup and the use takes the blob it found.
+  auto z = remember();
+  CHECK(image::convert_layer(r.store, src, gz.diff_id, zstd).digest == z.digest);
+  cache::prune(r.store, images, all);
+  CHECK_FALSE(r.store.blobs().has(z.digest));
+  CHECK(r.store.blobs().has(gz.digest));
+
+  // With one, the lookup leases it: the prune keeps it, until the lease ends.
+  z = remember();
+  {
+    cache::Lease lease(r.store);
+    auto found = image::convert_layer(r.store, src, gz.diff_id, zstd, &lease);
+    CHECK(found.digest == z.digest);
+    cache::prune(r.store, images, all);
+    CHECK(r.store.blobs().has(z.digest));
+    CHECK(base::Digest::of(read_plain(r.store.blobs().path(z.digest))) == gz.diff_id);
+  }
+  cache::prune(r.store, images, all);
+  CHECK_FALSE(r.store.blobs().has(z.digest));
+
+  // The row outlives its blob: a leased lookup then converts again, and leases that.
+  {
+    cache::Lease lease(r.store);
+    auto again = image::convert_layer(r.store, src, gz.diff_id, zstd, &lease);
+    CHECK(again.digest == z.digest);
+    CHECK(r.store.blobs().has(z.digest));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    cache::prune(r.store, images, all);
+    CHECK(r.store.blobs().has(z.digest));
+  }
+
+  // rewrite-timestamp's remembered rewrites are leased the same way.
+  const int64_t epoch = 1600000000;
+  auto clamped = image::clamp_layer_mtimes(r.store, src, gz.diff_id, epoch, CompressionSpec{});
+  REQUIRE(clamped.digest != gz.digest);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  {
+    cache::Lease lease(r.store);
+    CHECK(image::clamp_layer_mtimes(r.store, src, gz.diff_id, epoch, CompressionSpec{}, &lease).digest ==
+          clamped.digest);
+    cache::prune(r.store, images, all);
+    CHECK(r.store.blobs().has(clamped.digest));
+  }
+  cache::prune(r.store, images, all);
+  CHECK_FALSE(r.store.blobs().has(clamped.digest));
 }

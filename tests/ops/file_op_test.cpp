@@ -166,26 +166,26 @@ TEST_CASE("file op: COPY of a file into a directory and of a directory's content
   base::make_dirs(lower + "/app");
   ::chmod((lower + "/app").c_str(), 0750);
   base::make_dirs(upper);
-  ops::apply_file_action(copy({"hello.txt"}, "/app/"), upper, {lower}, sources(lower, ctx), std::nullopt, "/tmp");
+  ops::apply_file_action(copy({"hello.txt"}, "/app/"), upper, {lower}, sources(lower, ctx), std::nullopt);
   CHECK(base::read_file(upper + "/app/hello.txt") == "hi\n");
   struct stat st;
   REQUIRE(::stat((upper + "/app").c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0750);  // copied up from below with its metadata
 
-  ops::apply_file_action(copy({"dir"}, "/data"), upper, {lower}, sources(lower, ctx), ops::Owner{1000, 1000}, "/tmp");
+  ops::apply_file_action(copy({"dir"}, "/data"), upper, {lower}, sources(lower, ctx), ops::Owner{1000, 1000});
   REQUIRE(::stat((upper + "/data/sub/x").c_str(), &st) == 0);
   CHECK(st.st_uid == 1000);
   CHECK_FALSE(base::path_exists(upper + "/data/dir"));
 
   auto c = copy({"*.txt"}, "/w/");
-  ops::apply_file_action(c, upper, {lower}, sources(lower, ctx), std::nullopt, "/tmp");
+  ops::apply_file_action(c, upper, {lower}, sources(lower, ctx), std::nullopt);
   CHECK(base::path_exists(upper + "/w/hello.txt"));
 
-  CHECK_THROWS_WITH(ops::apply_file_action(copy({"missing"}, "/x"), upper, {lower}, sources(lower, ctx), std::nullopt, "/tmp"),
+  CHECK_THROWS_WITH(ops::apply_file_action(copy({"missing"}, "/x"), upper, {lower}, sources(lower, ctx), std::nullopt),
                     "COPY failed: file not found in build context or excluded: stat missing: not found");
   // ".." cannot leave the context.
   put(t.path() + "/secret", "s");
-  CHECK_THROWS(ops::apply_file_action(copy({"../secret"}, "/s"), upper, {lower}, sources(lower, ctx), std::nullopt, "/tmp"));
+  CHECK_THROWS(ops::apply_file_action(copy({"../secret"}, "/s"), upper, {lower}, sources(lower, ctx), std::nullopt));
 }
 
 TEST_CASE("file op: mkdir creates missing parents and leaves existing dirs alone") {
@@ -196,10 +196,10 @@ TEST_CASE("file op: mkdir creates missing parents and leaves existing dirs alone
   base::make_dirs(upper);
   graph::MkdirAction m;
   m.path = "/usr";
-  ops::apply_file_action(m, upper, {lower}, sources(lower), std::nullopt, "/tmp");
+  ops::apply_file_action(m, upper, {lower}, sources(lower), std::nullopt);
   CHECK_FALSE(base::path_exists(upper + "/usr"));
   m.path = "/srv/app/data";
-  ops::apply_file_action(m, upper, {lower}, sources(lower), std::nullopt, "/tmp");
+  ops::apply_file_action(m, upper, {lower}, sources(lower), std::nullopt);
   struct stat st;
   REQUIRE(::stat((upper + "/srv/app/data").c_str(), &st) == 0);
   CHECK(S_ISDIR(st.st_mode));
@@ -215,12 +215,12 @@ TEST_CASE("file op: COPY from a context never sees what .dockerignore excludes")
                                         "*.md",  "!README.md", "Dockerfile", ".dockerignore"};
   auto src = sources(lower, ctx.dir, ignore);
   auto copy_ok = [&](std::vector<std::string> srcs, std::string dest) {
-    ops::apply_file_action(copy(std::move(srcs), dest), upper, {lower}, src, std::nullopt, "/tmp");
+    ops::apply_file_action(copy(std::move(srcs), dest), upper, {lower}, src, std::nullopt);
     return tree(upper + dest);
   };
   auto copy_error = [&](std::vector<std::string> srcs, std::string dest) -> std::string {
     try {
-      ops::apply_file_action(copy(std::move(srcs), std::move(dest)), upper, {lower}, src, std::nullopt, "/tmp");
+      ops::apply_file_action(copy(std::move(srcs), std::move(dest)), upper, {lower}, src, std::nullopt);
     } catch (const base::Error& e) {
       return e.what();
     }
@@ -279,7 +279,7 @@ TEST_CASE("file op: a COPY from a context reads exactly what its cache key cover
         base::make_dirs(upper);
         std::string out;
         try {
-          ops::apply_file_action(copy(srcs, "/out/"), upper, {lower}, sources(lower, ctx.dir, ignore), std::nullopt, "/tmp");
+          ops::apply_file_action(copy(srcs, "/out/"), upper, {lower}, sources(lower, ctx.dir, ignore), std::nullopt);
           out = tree_state(upper + "/out");
         } catch (const base::Error& e) {
           out = e.what();
@@ -326,7 +326,7 @@ struct Copy {
   /// Applies `c` from the context on top of `lower`; "" or the error message.
   std::string run(const graph::CopyAction& c, const std::optional<ops::Owner>& owner = std::nullopt) {
     try {
-      ops::apply_file_action(c, upper, {lower}, sources(lower, ctx, excludes), owner, "/tmp");
+      ops::apply_file_action(c, upper, {lower}, sources(lower, ctx, excludes), owner);
     } catch (const base::Error& e) {
       return e.what();
     }
@@ -609,8 +609,8 @@ TEST_CASE("copy: keeps source owners without --chown; a context's entries are 0:
   std::vector<cache::MergedFs> from;
   from.emplace_back(std::vector<std::string>{t.lower});
   from.emplace_back(std::vector<std::string>{t.tmp.path() + "/stage"});
-  ops::apply_file_action(copy({"/d"}, "/stage/"), t.upper, {t.lower}, from, std::nullopt, "/tmp");
-  ops::apply_file_action(copy({"/"}, "/all/"), t.upper, {t.lower}, from, std::nullopt, "/tmp");
+  ops::apply_file_action(copy({"/d"}, "/stage/"), t.upper, {t.lower}, from, std::nullopt);
+  ops::apply_file_action(copy({"/"}, "/all/"), t.upper, {t.lower}, from, std::nullopt);
   CHECK(t.layer() ==
         "all/ d 0755 0:0\nall/d/ d 0755 7:8\nall/d/x f 0644 9:10 x\n"
         "ctx f 0644 0:0 a\nstage/ d 0755 0:0\nstage/x f 0644 9:10 x\n");
@@ -793,7 +793,7 @@ TEST_CASE("file op: symlinked, wildcard and hard-linked sources read exactly wha
         try {
           auto c = copy(srcs, "/out/");
           c.allow_empty_wildcard = true;
-          ops::apply_file_action(c, upper, {lower}, sources(lower, ctx, ignore), std::nullopt, "/tmp");
+          ops::apply_file_action(c, upper, {lower}, sources(lower, ctx, ignore), std::nullopt);
           out = base::path_exists(upper + "/out") ? tree_state(upper + "/out") : "nothing";
         } catch (const base::Error& e) {
           out = e.what();

@@ -27,6 +27,8 @@ class FakeExecutor : public ops::Executor {
 
   std::map<std::string, std::string> files;  // path -> sum, listed for explanations
   std::atomic<int> running{0}, peak{0};     // executions at once
+  std::atomic<int> lookups{0};
+  std::set<std::string> skipped_keys;        // told by the solver: not needed
 
   std::string content_key(const graph::Vertex& v, std::vector<cache::FileSum>* listed) override {
     auto* s = std::get_if<graph::SourceOp>(&v.op);
@@ -39,7 +41,12 @@ class FakeExecutor : public ops::Executor {
     return key;
   }
   cache::KeyLocks::Held lock_key(const std::string&) override { return {}; }
+  void skipped(const graph::Vertex&, const std::string& key) override {
+    std::lock_guard lk(mu);
+    skipped_keys.insert(key);
+  }
   std::optional<ops::Result> lookup(const graph::Vertex&, const std::string& key) override {
+    ++lookups;
     std::lock_guard lk(mu);
     auto it = cache.find(key);
     if (it == cache.end()) return std::nullopt;
@@ -65,7 +72,12 @@ class FakeExecutor : public ops::Executor {
   }
 };
 
-graph::Vertex src() { return {graph::SourceOp{graph::SourceOp::Kind::Local, "", "", "context", {}, {}}, {}}; }
+graph::Vertex src() {
+  graph::SourceOp s;
+  s.kind = graph::SourceOp::Kind::Local;
+  s.local_name = "context";
+  return {s, {}};
+}
 graph::Vertex run(const std::string& cmd, int input) {
   graph::ExecOp e;
   e.args = {"/bin/sh", "-c", cmd};
@@ -87,6 +99,45 @@ TEST_CASE("solver: a second build with nothing changed executes nothing") {
   CHECK(fx.executions == 3);
   CHECK(cached == 3);
   CHECK(r1.layers == r2.layers);
+}
+
+TEST_CASE("solver: a hit is looked up before its inputs, which are then neither run nor looked up") {
+  graph::Definition def;
+  // Two stages: 0 context, 1-2 stage a, 3 the final stage's step reading 2 and 0, 4 on 3.
+  def.vertices = {src(), run("a1", 0), run("a2", 1), run("copy", 2), run("final", 3)};
+  def.vertices[3].inputs = {2, 0};
+  def.result = 4;
+  FakeExecutor warm;
+  solver::Solver(warm, {}).build(def, {});
+  REQUIRE(warm.executions == 5);
+
+  // Only the final result is known (a mode=min cache): nothing runs and the only
+  // lookup is the result's; the others are reported cached and told they were skipped.
+  FakeExecutor fx;
+  std::string final_key;
+  for (const auto& [k, r] : warm.cache)
+    if (r.layers.size() == 5) final_key = k;  // context, a1, a2, copy, final (one fake layer each)
+  REQUIRE_FALSE(final_key.empty());
+  fx.cache[final_key] = warm.cache[final_key];
+  std::map<int, std::vector<solver::Event::Kind>> events;
+  auto r = solver::Solver(fx, {}).build(def, [&](const solver::Event& e) { events[e.vertex].push_back(e.kind); });
+  CHECK(fx.executions == 0);
+  CHECK(fx.lookups == 1);
+  CHECK(r.layers == warm.cache[final_key].layers);
+  CHECK(fx.skipped_keys.size() == 4);
+  CHECK(fx.skipped_keys.count(final_key) == 0);
+  using K = solver::Event::Kind;
+  for (int v = 0; v < 5; ++v) CHECK_MESSAGE((events[v] == std::vector<K>{K::Start, K::Cached}), "vertex " << v);
+
+  // A hit in the middle: what is above it runs on its result, what is below is skipped.
+  FakeExecutor mid;
+  for (const auto& [k, res] : warm.cache)
+    if (res.layers.size() == 3) mid.cache[k] = res;  // a2's result only
+  REQUIRE(mid.cache.size() == 1);
+  auto r2 = solver::Solver(mid, {}).build(def, {});
+  CHECK(mid.executions == 3);  // the context (copy reads it: a fake miss), copy and final
+  CHECK(mid.skipped_keys.size() == 1);  // a1
+  CHECK(r2.layers == r.layers);
 }
 
 TEST_CASE("solver: changed content re-runs the dependents; --no-cache runs everything") {

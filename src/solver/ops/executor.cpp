@@ -61,22 +61,34 @@ std::string LocalExecutor::content_key(const graph::Vertex& v, std::vector<cache
 }
 
 std::optional<Result> LocalExecutor::lookup(const graph::Vertex& v, const std::string& key) {
+  if (auto r = lookup_local(v, key)) return r;
+  return import_remote(key);
+}
+
+void LocalExecutor::skipped(const graph::Vertex& v, const std::string& key) {
+  // What this root holds for it counts as used (GC's LRU order sees the whole chain
+  // of a warm build, as when every step was looked up) and a cache export in mode=max
+  // records it; nothing is imported.
+  lookup_local(v, key);
+}
+
+std::optional<Result> LocalExecutor::lookup_local(const graph::Vertex& v, const std::string& key) {
   if (const auto* s = std::get_if<graph::SourceOp>(&v.op)) {
     // Local sources are read in place; scratch has no layers. Both are free.
     if (s->kind == graph::SourceOp::Kind::Local) return Result{{}, local_dir(s->local_name), s->exclude_patterns};
     if (s->kind == graph::SourceOp::Kind::Scratch) return Result{};
   }
   auto value = store_.index().get(key);
-  if (!value) return import_remote(key);
+  if (!value) return std::nullopt;
   Result r;
   try {
     r = decode_result(*value);
   } catch (const base::Error&) {
-    return import_remote(key);
+    return std::nullopt;
   }
   // Leased together with the check that the layers exist, so a concurrent prune can
   // no longer take them; a layer already gone makes this a miss.
-  if (!lease_.add_snapshots(r.layers)) return import_remote(key);
+  if (!lease_.add_snapshots(r.layers)) return std::nullopt;
   if (remote_cache_) remote_cache_->note(key, r);
   return r;
 }
@@ -236,7 +248,7 @@ std::optional<exec::BindMount> LocalExecutor::prepare_mount(const graph::ExecMou
       cp.src_paths = {rel.empty() ? "/" : rel};
       cp.dest = "/m";
       cp.allow_wildcard = false;
-      apply_file_action(cp, dir, {}, {view}, std::nullopt, store_.scratch_dir());
+      apply_file_action(cp, dir, {}, {view}, std::nullopt);
       b.source = dir + "/m";
     }
   } else {
@@ -323,7 +335,7 @@ std::string LocalExecutor::cache_mount_dir(const graph::ExecMount& m, const std:
         cp.src_paths = {m.source};
         cp.dest = "/data";
         cp.allow_wildcard = false;
-        apply_file_action(cp, fresh.path(), {}, views, std::nullopt, store_.scratch_dir());
+        apply_file_action(cp, fresh.path(), {}, views, std::nullopt);
       } else {
         base::make_dirs(root);
         // --cache-from may carry this cache's contents (cache-mounts=true).
@@ -403,7 +415,7 @@ Result LocalExecutor::run_file(const graph::FileOp& op, const std::vector<Result
   for (const auto& action : op.actions) {
     const std::string& chown = std::visit([](const auto& a) -> const std::string& { return a.chown; }, action);
     apply_file_action(action, pending.fs_dir(), target_layers, sources,
-                      resolve_owner(chown, cache::MergedFs(with_upper)), store_.scratch_dir());
+                      resolve_owner(chown, cache::MergedFs(with_upper)));
   }
   Result r = target;
   r.layers.push_back(pending.commit(target.layers.empty() ? std::string() : target.layers.back()));
@@ -440,6 +452,7 @@ image::LayerBlob LocalExecutor::layer_blob(const Result& r, size_t i, const cach
   auto blob = image::write_layer(store_.snapshots().fs_path(info.id), lower_paths(r, i), store_.blobs());
   store_.snapshots().set_blob(info.id, blob.diff_id.str(), blob.digest.str(), static_cast<int64_t>(blob.size),
                               image::kMediaTypeLayerGzip);
+  images_.record_layer_size(blob.diff_id, blob.plain_size);  // the SIZE `builder images` shows
   return blob;
 }
 
@@ -561,11 +574,11 @@ ExportedImage LocalExecutor::export_image(const Result& result, const graph::Ima
     base::Digest diff_id = kept[i].diff_id;
     image::Descriptor d;
     if (!kept_base[i] && opts.rewrite_timestamp) {
-      auto lb = image::clamp_layer_mtimes(store_, src, diff_id, *epoch, opts.compression);
+      auto lb = image::clamp_layer_mtimes(store_, src, diff_id, *epoch, opts.compression, &lease_);
       d = image::Descriptor{lb.media_type, lb.digest, lb.size};
       diff_id = lb.diff_id;
     } else if (!kept_base[i] || opts.compression.force) {
-      d = image::convert_layer(store_, src, diff_id, opts.compression);
+      d = image::convert_layer(store_, src, diff_id, opts.compression, &lease_);
     } else {
       // A base layer stays in its own compression; only the media type's family
       // (OCI or Docker) follows the output. Throws for zstd with Docker types.

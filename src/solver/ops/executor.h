@@ -47,6 +47,13 @@ class Executor {
   /// The cached result for `key`, or nullopt (a miss is not an error). Results whose
   /// snapshots are gone are misses.
   virtual std::optional<Result> lookup(const graph::Vertex& v, const std::string& key) = 0;
+  /// A vertex no result of this build needs, because a step above it was found in the
+  /// cache: it is neither made nor fetched. An executor may still take note of a result
+  /// it holds at hand for `key` (a cache export records every step). Default: nothing.
+  virtual void skipped(const graph::Vertex& v, const std::string& key) {
+    (void)v;
+    (void)key;
+  }
   /// Runs the op on its inputs' results and records `key` -> result. Step output goes
   /// to `out`. Throws base::Error (exit_code set for a failed process).
   virtual Result execute(const graph::Vertex& v, const std::vector<Result>& inputs, const std::string& key,
@@ -80,6 +87,9 @@ class LocalExecutor : public Executor {
   std::string content_key(const graph::Vertex& v, std::vector<cache::FileSum>* files = nullptr) override;
   cache::KeyLocks::Held lock_key(const std::string& key) override;
   std::optional<Result> lookup(const graph::Vertex& v, const std::string& key) override;
+  /// A result this root holds for `key` is touched (GC's last use), leased and noted
+  /// for a cache export; nothing is imported or made.
+  void skipped(const graph::Vertex& v, const std::string& key) override;
   Result execute(const graph::Vertex& v, const std::vector<Result>& inputs, const std::string& key,
                  const OutputFn& out) override;
 
@@ -161,6 +171,9 @@ class LocalExecutor : public Executor {
   /// The stored layer blobs of `r`, bottom first, kept from prune until the build ends.
   std::vector<image::Descriptor> layer_descriptors(const Result& r);
   cache::SnapshotInfo layer_snapshot(const Result& r, size_t i);
+  /// The result this root holds for `key`, leased and noted for a cache export; nullopt
+  /// on a miss. Local sources and scratch are always at hand.
+  std::optional<Result> lookup_local(const graph::Vertex& v, const std::string& key);
   /// A local miss served by the remote cache: leased and indexed; nullopt when not.
   std::optional<Result> import_remote(const std::string& key);
 

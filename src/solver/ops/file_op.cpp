@@ -587,7 +587,7 @@ std::optional<Owner> resolve_owner(const std::string& chown, const MergedFs& tar
 
 void apply_file_action(const graph::FileAction& action, const std::string& upper,
                        const std::vector<std::string>& target_layers, const std::vector<MergedFs>& sources,
-                       const std::optional<Owner>& owner, const std::string& /*scratch*/) {
+                       const std::optional<Owner>& owner) {
   Target dst(upper, target_layers);
   if (const auto* c = std::get_if<graph::CopyAction>(&action)) {
     do_copy(*c, dst, sources.at(static_cast<size_t>(c->src_input)), owner);

@@ -33,11 +33,10 @@ struct Owner {
 /// vertex's input i (a local context's view, cache::MergedFs::context(), hides excluded
 /// paths and owns everything by 0:0). `owner` is --chown resolved (resolve_owner());
 /// without it a copy keeps each source entry's owner and creates directories as 0:0.
-/// `scratch` is a host directory for temporary files (ADD unpacks archives there first).
 /// Throws base::Error ("COPY failed: ...").
 void apply_file_action(const graph::FileAction& action, const std::string& upper,
                        const std::vector<std::string>& target_layers, const std::vector<cache::MergedFs>& sources,
-                       const std::optional<Owner>& owner, const std::string& scratch);
+                       const std::optional<Owner>& owner);
 
 /// Resolves a --chown (or WORKDIR's user) value "user[:group]" in `target` as BuildKit's
 /// file op does: a numeric user is uid and gid both; a name takes uid and gid from the

@@ -177,7 +177,7 @@ std::unique_ptr<CacheBackend> image_inline_cache(image::Image img, std::string n
 }
 
 RemoteCache::RemoteCache(cache::Store& store, std::function<void(const std::string&)> warn)
-    : store_(store), warn_(std::move(warn)) {}
+    : store_(store), lease_(store), warn_(std::move(warn)) {}
 
 void RemoteCache::add_import(std::shared_ptr<CacheBackend> from) {
   std::optional<CacheConfig> cfg;
@@ -207,6 +207,11 @@ bool RemoteCache::has_imports() const {
 
 std::vector<std::string> RemoteCache::unpack_chain(Import& from, const std::vector<int>& chain) {
   image::Image img;
+  // Leased before they are looked for: a blob found here (one an earlier import left,
+  // which nothing else may name) stays until it is unpacked.
+  std::vector<std::string> digests;
+  for (int idx : chain) digests.push_back(from.config.layers[static_cast<size_t>(idx)].blob.digest.str());
+  lease_.add_blobs(digests);
   for (int idx : chain) {
     const CacheLayer& l = from.config.layers[static_cast<size_t>(idx)];
     // Only blobs the store lacks travel; a layer already unpacked here (a base image's)
@@ -223,7 +228,7 @@ std::vector<std::string> RemoteCache::unpack_chain(Import& from, const std::vect
     const CacheLayer& l = from.config.layers[static_cast<size_t>(chain[k])];
     auto info = store_.snapshots().get(ids[k]);
     if (l.created > 0 && info && info->created >= start)
-      store_.db().exec("UPDATE snapshots SET created=?1 WHERE id=?2", {static_cast<long long>(l.created), ids[k]});
+      store_.snapshots().set_created(ids[k], l.created);
   }
   return ids;
 }
@@ -259,6 +264,7 @@ bool RemoteCache::seed_cache_mount(const std::string& id, const std::string& des
       try {
         for (int idx : imp->config.chain(m.layer)) {
           const CacheLayer& l = imp->config.layers[static_cast<size_t>(idx)];
+          lease_.add_blobs({l.blob.digest.str()});  // before it is looked for, as unpack_chain
           imp->backend->fetch_blob(l.blob, store_.blobs());
           base::Fd fd = store_.blobs().open(l.blob.digest);
           base::Digest diff = image::extract_layer(fd.get(), dest);
@@ -319,6 +325,9 @@ CacheConfig RemoteCache::make_config(const Result& final, CacheMode mode, bool c
       base::Fd lock = base::open_fd(use.lock_file, O_RDWR | O_CLOEXEC);
       base::check_sys(::flock(lock.get(), LOCK_SH), "flock", use.lock_file);
       image::LayerBlob b = image::write_dir_layer(use.data_dir, store_.blobs());
+      // Nothing names it until the backend has stored it: leased, or a prune could
+      // take it first (written just now, it is kept as fresh until this commits).
+      lease_.add_blobs({b.digest.str()});
       std::string media_type = b.media_type.empty() ? std::string(image::kMediaTypeLayerGzip) : b.media_type;
       CacheLayer l{image::Descriptor{media_type, b.digest, b.size}, b.diff_id, -1,
                    static_cast<int64_t>(std::time(nullptr))};

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/gc.h"
 #include "cache/store.h"
 #include "image/layer.h"
 #include "image/store.h"
@@ -53,6 +54,8 @@ std::unique_ptr<CacheBackend> image_inline_cache(image::Image img, std::string n
 enum class CacheMode { Min, Max };
 
 /// One build's remote caches. Thread-safe (the solver's threads call import/note).
+/// Holds a lease (cache/gc.h) on the blobs it fetches or packs, taken before a fetched
+/// blob is looked for and as soon as a packed one is written, until it is destroyed.
 class RemoteCache {
  public:
   /// `warn` receives one line per problem that does not fail the build.
@@ -77,7 +80,8 @@ class RemoteCache {
   using LayerBlobFn = std::function<image::LayerBlob(const Result&, size_t)>;
   /// The config for the results noted: with Min those whose layers are a prefix of
   /// `final`'s, with Max all; with `cache_mounts` also every cache mount noted,
-  /// packed into a layer now. Layer blobs are made with `blob`.
+  /// packed into a layer now (and leased). Layer blobs are made with `blob`, which
+  /// must keep them from prune itself.
   CacheConfig make_config(const Result& final, CacheMode mode, bool cache_mounts, const LayerBlobFn& blob);
 
   /// Whether any import was read successfully (for messages and tests).
@@ -92,6 +96,7 @@ class RemoteCache {
   std::vector<std::string> unpack_chain(Import& from, const std::vector<int>& chain);
 
   cache::Store& store_;
+  cache::Lease lease_;  ///< blobs fetched for imports and cache mounts packed for export
   std::function<void(const std::string&)> warn_;
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<Import>> imports_;

@@ -22,6 +22,7 @@
 
 #include "base/error.h"
 #include "base/fd.h"
+#include "base/pid.h"
 #include "base/fs.h"
 #include "base/strings.h"
 #include "base/temp_dir.h"
@@ -257,9 +258,7 @@ GitRun run_git(const GitEnv& ge, const std::vector<std::string>& args, const std
   pid_t pid = ::fork();
   if (pid < 0) throw base::SysError(errno, "fork", "git");
   if (pid == 0) {
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    base::reset_signals_for_exec();
     ::setpgid(0, 0);  // its own group: a timeout kills git's helpers too
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(126);

@@ -17,6 +17,7 @@
 
 #include "base/error.h"
 #include "base/log.h"
+#include "base/pid.h"
 #include "base/strings.h"
 
 namespace builder::ops {
@@ -123,12 +124,7 @@ Child start(const std::vector<std::string>& argv, const std::vector<std::string>
   if (pid == 0) {
     // builder blocks SIGINT and SIGTERM for its signal thread (and may ignore SIGPIPE);
     // the program gets the defaults, or ssh-agent would never see our SIGTERM.
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &dfl, nullptr);
+    base::reset_signals_for_exec();
     ::setsid();
     if (::dup2(in_fd, 0) < 0 || ::dup2(out_write.get(), 1) < 0 || ::dup2(out_write.get(), 2) < 0) ::_exit(126);
     ::execve(av[0], av.data(), ev.data());
