@@ -18,8 +18,8 @@
 
 #include "base/error.h"
 #include "base/fd.h"
-#include "base/pid.h"
 #include "base/json.h"
+#include "base/pid.h"
 #include "base/strings.h"
 
 extern char** environ;

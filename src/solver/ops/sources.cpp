@@ -22,8 +22,8 @@
 
 #include "base/error.h"
 #include "base/fd.h"
-#include "base/pid.h"
 #include "base/fs.h"
+#include "base/pid.h"
 #include "base/strings.h"
 #include "base/temp_dir.h"
 #include "exec/sandbox.h"
