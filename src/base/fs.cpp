@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <utility>
@@ -13,6 +14,7 @@
 
 #include "base/error.h"
 #include "base/fd.h"
+#include "base/strings.h"
 
 namespace builder::base {
 
@@ -96,6 +98,16 @@ std::string read_link(const std::string& path) {
     }
     target.resize(target.size() * 2);
   }
+}
+
+std::string find_program(const std::string& name) {
+  const char* env = std::getenv("PATH");
+  std::string path = env && *env ? env : "/usr/local/bin:/usr/bin:/bin";
+  for (const auto& dir : split(path, ':')) {
+    std::string cand = (dir.empty() ? "." : dir) + "/" + name;
+    if (::access(cand.c_str(), X_OK) == 0) return cand;
+  }
+  return {};
 }
 
 bool path_exists(const std::string& path) {

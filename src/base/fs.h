@@ -30,6 +30,9 @@ int64_t tree_size(const std::string& dir, bool tolerate_changes = false);
 std::string random_hex(size_t nbytes);
 /// The target of the symlink at `path` (any length); throws SysError.
 std::string read_link(const std::string& path);
+/// `name` in $PATH (the standard directories when PATH is unset or empty) as execvp
+/// would find it: the first executable candidate, or "" when there is none.
+std::string find_program(const std::string& name);
 /// Joins two paths with exactly one '/'.
 std::string path_join(std::string_view a, std::string_view b);
 

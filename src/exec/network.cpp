@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/strings.h"
 
@@ -133,16 +134,6 @@ std::string search_and_options(const ResolvConf& rc) {
   return out;
 }
 
-/// Finds `name` in PATH as execvp would; "" if not found.
-std::string find_in_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  for (const std::string& dir : base::split(path ? path : "/usr/bin:/bin", ':')) {
-    std::string cand = (dir.empty() ? "." : dir) + "/" + name;
-    if (::access(cand.c_str(), X_OK) == 0) return cand;
-  }
-  return {};
-}
-
 /// An fd numbered 10 or above (O_CLOEXEC), so that the child's dup2()s onto 0-6 never
 /// find a source among their targets.
 base::Fd high_fd(base::Fd fd) {
@@ -213,7 +204,7 @@ class Slirp {
   /// Starts slirp4netns on `netns` and waits until tap0 is configured. Throws
   /// base::Error with the reason (and slirp4netns's stderr) if it does not get there.
   explicit Slirp(int netns) {
-    std::string bin = find_in_path("slirp4netns");
+    std::string bin = base::find_program("slirp4netns");
     if (bin.empty())
       throw base::Error("slirp4netns not found in PATH (install the slirp4netns package)");
 

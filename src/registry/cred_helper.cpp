@@ -18,6 +18,7 @@
 
 #include "base/error.h"
 #include "base/fd.h"
+#include "base/fs.h"
 #include "base/json.h"
 #include "base/pid.h"
 #include "base/strings.h"
@@ -29,17 +30,6 @@ namespace builder::registry {
 namespace {
 
 constexpr const char* kTokenUsername = "<token>";
-
-/// `name` in $PATH, as execvp would find it; "" when it is not there.
-std::string find_in_path(const std::string& name) {
-  const char* env = std::getenv("PATH");
-  std::string path = env && *env ? env : "/usr/local/bin:/usr/bin:/bin";
-  for (const auto& dir : base::split(path, ':')) {
-    std::string p = (dir.empty() ? "." : dir) + "/" + name;
-    if (::access(p.c_str(), X_OK) == 0) return p;
-  }
-  return {};
-}
 
 std::pair<base::Fd, base::Fd> make_pipe() {
   int p[2];
@@ -100,7 +90,7 @@ CredentialHelper::CredentialHelper(std::string name, std::string origin, std::ch
 std::string CredentialHelper::describe() const { return "credential helper " + program() + " (" + origin_ + ")"; }
 
 CredentialHelper::Run CredentialHelper::run(const std::string& action, const std::string& input) const {
-  const std::string path = find_in_path(program());
+  const std::string path = base::find_program(program());
   if (path.empty()) throw base::Error(describe() + ": `" + program() + "` not found in PATH");
 
   std::vector<std::string> argv{path, action};

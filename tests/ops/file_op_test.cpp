@@ -880,6 +880,14 @@ TEST_CASE("add: an archive unpacks as under Docker's chroot at the destination")
         "x/usr/lib/foo f 0644 0:0 x\n"
         "x/usr/lib/sub/ d 0755 0:0\n"
         "x/usr/lib/sub/deep f 0644 0:0 z\n");
+
+  // A layer directory reached through a symlink (a store root on a linked disk).
+  Copy linked;
+  test::make_tar(linked.ctx + "/a.tar", {{"d/f", 'f', "x"}});
+  REQUIRE(::symlink(linked.upper.c_str(), (linked.tmp.path() + "/upper-link").c_str()) == 0);
+  linked.upper = linked.tmp.path() + "/upper-link";
+  CHECK(linked.run(add_archive("/x/")) == "");
+  CHECK(base::read_file(linked.tmp.path() + "/upper/x/d/f") == "x");
 }
 
 TEST_CASE("add: an archive follows the image's symlinks, and its directory entries replace them") {

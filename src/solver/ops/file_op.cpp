@@ -10,6 +10,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <set>
 
@@ -356,7 +357,14 @@ std::string wildcard_prefix(const std::string& clean) {
 /// missing path or a file is an error, as the open() under Docker's chroot fails.
 class ArchiveInto : public image::ArchiveTarget {
  public:
-  ArchiveInto(Target& dst, std::string dest_rel) : dst_(dst), dest_(std::move(dest_rel)) {}
+  ArchiveInto(Target& dst, std::string dest_rel) : dst_(dst), dest_(std::move(dest_rel)) {
+    // libarchive refuses to write through any symlink on the way, also one above the
+    // store (a root reached through a link): its host paths are given canonical.
+    char* real = ::realpath(dst_.host("").c_str(), nullptr);
+    if (!real) throw base::SysError(errno, "realpath", dst_.host(""));
+    upper_ = real;
+    std::free(real);
+  }
 
   std::string prepare(const std::string& rel, bool is_dir) override {
     std::string full = join_rel(resolve_parent(parent_of(rel), rel, true), base_of(rel));
@@ -368,7 +376,7 @@ class ArchiveInto : public image::ArchiveTarget {
     } else {
       dst_.prepare_entry(full);
     }
-    return dst_.host(full);
+    return host(full);
   }
 
   std::string link_target(const std::string& rel) override {
@@ -377,7 +385,7 @@ class ArchiveInto : public image::ArchiveTarget {
     if (!e) throw base::Error("hard link target `" + rel + "` does not exist");
     if (S_ISDIR(e->st.st_mode)) throw base::Error("hard link target `" + rel + "` is a directory");
     dst_.copy_up_entry(full);
-    return dst_.host(full);
+    return host(full);
   }
 
  private:
@@ -430,8 +438,11 @@ class ArchiveInto : public image::ArchiveTarget {
     return here();
   }
 
+  std::string host(const std::string& rel) const { return rel.empty() ? upper_ : upper_ + "/" + rel; }
+
   Target& dst_;
   std::string dest_;
+  std::string upper_;  // canonical host path of the new layer
 };
 
 /// ADD of a local archive, as BuildKit's unpack: the destination directory is made

@@ -207,14 +207,8 @@ struct GitEnv {
 
   explicit GitEnv(const std::string& scratch) : home(scratch, "git-home-" + std::to_string(::getpid()) + "-") {
     const char* path = std::getenv("PATH");
-    std::string p = path ? path : "/usr/local/bin:/usr/bin:/bin";
-    for (const auto& dir : base::split(p, ':')) {
-      std::string cand = (dir.empty() ? "." : dir) + "/git";
-      if (::access(cand.c_str(), X_OK) == 0) {
-        git = cand;
-        break;
-      }
-    }
+    std::string p = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
+    git = base::find_program("git");
     if (git.empty()) throw base::Error("git not found in PATH: ADD of a git repository needs git (apt-get install git)");
     // The host's git config, credentials and prompts stay out: a HOME of our own, no
     // system or global config, no terminal or askpass prompt, ssh without a passphrase

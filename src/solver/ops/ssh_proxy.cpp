@@ -16,6 +16,7 @@
 #include <system_error>
 
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/pid.h"
 #include "base/strings.h"
@@ -88,15 +89,12 @@ bool read_message(int fd, std::string& msg, int stop) {
   return read_exact(fd, msg.data() + 4, len, stop);
 }
 
-/// `name` in $PATH (or the standard directories), for execve.
+/// `name` in $PATH, for execve.
 std::string find_program(const std::string& name) {
-  const char* env = std::getenv("PATH");
-  std::string path = env && *env ? env : "/usr/local/bin:/usr/bin:/bin";
-  for (const auto& dir : base::split(path, ':')) {
-    std::string p = (dir.empty() ? "." : dir) + "/" + name;
-    if (::access(p.c_str(), X_OK) == 0) return p;
-  }
-  throw base::Error(name + " not found in PATH: --ssh with key files needs OpenSSH's ssh-agent and ssh-add");
+  std::string p = base::find_program(name);
+  if (p.empty())
+    throw base::Error(name + " not found in PATH: --ssh with key files needs OpenSSH's ssh-agent and ssh-add");
+  return p;
 }
 
 struct Child {
