@@ -236,15 +236,19 @@ const NamedContext* Lowerer::named_context(const std::string& name) const {
   return nullptr;
 }
 
+ResolvedImage Lowerer::resolve_context_image(const ast::Instruction& ins, const NamedContext& nc,
+                                             const std::string& name) {
+  try {
+    return resolver_.resolve(nc.image_ref);
+  } catch (base::Error& e) {
+    fail(ins, "build context \"" + name + "\": " + e.message());
+  }
+}
+
 int Lowerer::context_source(const Stage& st, const ast::Instruction& ins, const NamedContext& nc,
                             const std::string& name) {
   if (nc.kind == NamedContext::Kind::Image) {
-    ResolvedImage img;
-    try {
-      img = resolver_.resolve(nc.image_ref);
-    } catch (base::Error& e) {
-      fail(ins, "build context \"" + name + "\": " + e.message());
-    }
+    ResolvedImage img = resolve_context_image(ins, nc, name);
     graph::SourceOp src;
     src.kind = graph::SourceOp::Kind::Image;
     src.ref = img.ref;
@@ -321,13 +325,7 @@ void Lowerer::init_from_image(Stage& st, const ast::Instruction& from, const Res
 void Lowerer::init_from_context(Stage& st, const ast::Instruction& from, const NamedContext& nc,
                                 const std::string& name) {
   if (nc.kind == NamedContext::Kind::Image) {
-    ResolvedImage img;
-    try {
-      img = resolver_.resolve(nc.image_ref);
-    } catch (base::Error& e) {
-      fail(from, "build context \"" + name + "\": " + e.message());
-    }
-    init_from_image(st, from, img, "[context " + name + "] ");
+    init_from_image(st, from, resolve_context_image(from, nc, name), "[context " + name + "] ");
     return;
   }
   // A directory as a root file system: its files copied onto an empty state (a layer
@@ -335,11 +333,7 @@ void Lowerer::init_from_context(Stage& st, const ast::Instruction& from, const N
   graph::SourceOp scratch;
   scratch.kind = graph::SourceOp::Kind::Scratch;
   int empty = add_vertex(scratch, {}, &from, "scratch", st);
-  graph::SourceOp local;
-  local.kind = graph::SourceOp::Kind::Local;
-  local.local_name = nc.local_name;
-  local.exclude_patterns = nc.excludes;
-  int files = add_vertex(local, {}, &from, "[context " + name + "] load from client", st);
+  int files = context_source(st, from, nc, name);
   graph::CopyAction cp;
   cp.src_input = 1;
   cp.src_paths = {"/"};

@@ -71,6 +71,8 @@ class Lowerer {
   /// A vertex holding a named context's files: the directory (a Local source) or the
   /// image; for COPY --from and RUN --mount from=.
   int context_source(const Stage& st, const ast::Instruction& ins, const NamedContext& nc, const std::string& name);
+  /// The image a docker-image:// context names; a failure is the instruction's error.
+  ResolvedImage resolve_context_image(const ast::Instruction& ins, const NamedContext& nc, const std::string& name);
   /// Starts `st` on the image `img` (FROM): its config, history and platform.
   void init_from_image(Stage& st, const ast::Instruction& from, const ResolvedImage& img,
                        const std::string& prefix = "");

@@ -159,9 +159,12 @@ void LayerCompressor::submit_chunk() {
   }
   pending_.push_back(std::move(job));
   work_cv_.notify_one();
-  // Write out what is done, in order; wait while too much is in flight (bounded memory).
+  write_done_jobs(false);
+}
+
+void LayerCompressor::write_done_jobs(bool all) {
   std::unique_lock lock(mu_);
-  while (!pending_.empty() && (pending_.front()->done || pending_.size() > 2 * threads_)) {
+  while (!pending_.empty() && (all || pending_.front()->done || pending_.size() > 2 * threads_)) {
     done_cv_.wait(lock, [&] { return pending_.front()->done; });
     auto front = std::move(pending_.front());
     pending_.pop_front();
@@ -214,15 +217,7 @@ base::Digest LayerCompressor::finish() {
       if (threads_ > 1 && workers_.empty()) threads_ = 1;  // a single chunk: no threads
       submit_chunk();
     }
-    std::unique_lock lock(mu_);
-    while (!pending_.empty()) {
-      done_cv_.wait(lock, [&] { return pending_.front()->done; });
-      auto front = std::move(pending_.front());
-      pending_.pop_front();
-      lock.unlock();
-      write_job(*front);
-      lock.lock();
-    }
+    write_done_jobs(true);
   }
   return hash_.finish();
 }

@@ -65,6 +65,9 @@ class LayerCompressor {
   };
   void submit_chunk();
   void write_job(Job& j);
+  /// Writes finished jobs out in order: all of them (`all`), else those done and, while
+  /// more than 2 * threads are in flight, the oldest once done (bounded memory).
+  void write_done_jobs(bool all);
   void worker();
   void compress_chunk(void* compressor, Job& j);
   void zstd_write(const void* data, size_t n, ZSTD_EndDirective end);
